@@ -1,0 +1,256 @@
+//! `audit-export export`: run one filtered export to a file or stdout.
+//!
+//! A file is written under a temporary name in the target folder, fsynced
+//! and renamed into place only when complete, so PATH never holds a partial
+//! export. With no matching event nothing is created and the exit code is 3.
+
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+
+use super::progress::Progress;
+use super::{human_bytes, thousands, Cli, CliError, EXIT_NO_MATCH};
+use crate::config::Config;
+use crate::filters::{FilterError, FilterInput};
+use crate::format::{CsvOptions, Encoder, Format};
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Organization whose events to export.
+    #[arg(long)]
+    org: Option<String>,
+    /// Start (inclusive): YYYY-MM-DD or RFC 3339, UTC.
+    #[arg(long)]
+    from: Option<String>,
+    /// End (inclusive): YYYY-MM-DD (the whole day) or RFC 3339.
+    #[arg(long)]
+    to: Option<String>,
+    /// Output format.
+    #[arg(long, value_parser = parse_format)]
+    format: Format,
+    /// Action, exact or prefix pattern like `user.*` (repeatable).
+    #[arg(long = "action")]
+    actions: Vec<String>,
+    /// Actor id or e-mail (repeatable).
+    #[arg(long = "actor")]
+    actors: Vec<String>,
+    /// Target type.
+    #[arg(long)]
+    target_type: Option<String>,
+    /// Target id (needs --target-type).
+    #[arg(long)]
+    target_id: Option<String>,
+    /// Stream, e.g. audit, scim, workflow (repeatable).
+    #[arg(long = "stream")]
+    streams: Vec<String>,
+    /// Free text over id, action, actor, target, request id and details.
+    #[arg(long)]
+    q: Option<String>,
+    /// Output file, or `-` for standard output.
+    #[arg(long)]
+    output: PathBuf,
+    /// CSV: no UTF-8 byte order mark.
+    #[arg(long)]
+    no_bom: bool,
+    /// CSV: do not prefix formula-like cells with `'`.
+    #[arg(long)]
+    no_formula_guard: bool,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+        .map_err(|e: crate::format::UnknownFormat| e.to_string())
+}
+
+/// The CLI flag a filter field comes from.
+fn flag(field: &str) -> &'static str {
+    match field {
+        "organization" => "--org",
+        "from" => "--from",
+        "to" => "--to",
+        "actors" => "--actor",
+        "actions" => "--action",
+        "streams" => "--stream",
+        "target_type" => "--target-type",
+        "target_id" => "--target-id",
+        "q" => "--q",
+        _ => "filters",
+    }
+}
+
+fn filter_error(e: FilterError) -> CliError {
+    CliError::bad_input(format!(
+        "{}: {} [{}]",
+        flag(e.code.field()),
+        e.message,
+        e.code.as_str()
+    ))
+}
+
+pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
+    let input = FilterInput {
+        organization: a.org.clone(),
+        from: a.from.clone(),
+        to: a.to.clone(),
+        actors: a.actors.clone(),
+        actions: a.actions.clone(),
+        target_type: a.target_type.clone(),
+        target_id: a.target_id.clone(),
+        streams: a.streams.clone(),
+        q: a.q.clone(),
+    };
+    let filters = input.validate(&cfg.limits()).map_err(filter_error)?;
+    let to_stdout = a.output.as_os_str() == "-";
+    if !to_stdout {
+        check_output_path(&a.output)?;
+    }
+    let encoder = Encoder::new(
+        a.format,
+        CsvOptions {
+            bom: !a.no_bom,
+            formula_guard: !a.no_formula_guard,
+        },
+    );
+    let db_file = crate::db::db_path(&cli.data_dir);
+    if !db_file.is_file() {
+        return Err(CliError::bad_input(format!(
+            "--data-dir: no database at {} (ingest or seed events first)",
+            db_file.display()
+        )));
+    }
+    let conn = crate::db::open_data_dir(&cli.data_dir)?;
+    let started = Instant::now();
+    // Counting costs a pass over the index; only pay it for a visible bar.
+    let estimate = if Progress::wanted() {
+        Some(crate::audit::query::count(&conn, &filters)?)
+    } else {
+        None
+    };
+    let mut bar = Progress::new("rows", estimate);
+    let batch = cfg.export.batch_size;
+    let progress = |n| bar.update(n);
+    let (stats, shown) = if to_stdout {
+        let stdout = io::stdout();
+        let (stats, out) = crate::export::run(
+            &conn,
+            &filters,
+            &encoder,
+            batch,
+            || Ok(BufWriter::with_capacity(1 << 16, stdout.lock())),
+            progress,
+        )
+        .map_err(export_error)?;
+        drop(out);
+        (stats, "standard output".to_string())
+    } else {
+        let mut temp = TempOutput::new(&a.output);
+        let (stats, out) =
+            crate::export::run(&conn, &filters, &encoder, batch, || temp.create(), progress)
+                .map_err(export_error)?;
+        if let Some(out) = out {
+            temp.commit(out).map_err(|e| {
+                CliError::failure(format!(
+                    "--output: cannot finish {}: {e}",
+                    a.output.display()
+                ))
+            })?;
+        }
+        (stats, a.output.display().to_string())
+    };
+    bar.finish();
+    if stats.records == 0 {
+        return Err(CliError {
+            code: EXIT_NO_MATCH,
+            message: format!(
+                "no events match the filters ({}); no file written",
+                filters.summary()
+            ),
+        });
+    }
+    eprintln!(
+        "exported {} records ({}, {} bytes) to {} in {:.2} s",
+        thousands(stats.records),
+        human_bytes(stats.bytes),
+        stats.bytes,
+        shown,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn export_error(e: crate::export::ExportError) -> CliError {
+    CliError::failure(format!("export failed: {e}"))
+}
+
+fn check_output_path(p: &Path) -> Result<(), CliError> {
+    if p.is_dir() {
+        return Err(CliError::bad_input(format!(
+            "--output: {} is a directory; name a file",
+            p.display()
+        )));
+    }
+    let parent = parent_dir(p);
+    if !parent.is_dir() {
+        return Err(CliError::bad_input(format!(
+            "--output: folder {} does not exist",
+            parent.display()
+        )));
+    }
+    Ok(())
+}
+
+fn parent_dir(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A file written under a temporary name and renamed into place on commit;
+/// removed on drop if never committed.
+struct TempOutput {
+    target: PathBuf,
+    temp: PathBuf,
+    created: bool,
+}
+
+impl TempOutput {
+    fn new(target: &Path) -> TempOutput {
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "export".into());
+        let temp = parent_dir(target).join(format!(".{name}.{}.partial", std::process::id()));
+        TempOutput {
+            target: target.to_path_buf(),
+            temp,
+            created: false,
+        }
+    }
+
+    fn create(&mut self) -> io::Result<BufWriter<File>> {
+        let f = File::create(&self.temp)?;
+        self.created = true;
+        Ok(BufWriter::with_capacity(1 << 16, f))
+    }
+
+    fn commit(mut self, out: BufWriter<File>) -> io::Result<()> {
+        let f = out.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&self.temp, &self.target)?;
+        self.created = false;
+        Ok(())
+    }
+}
+
+impl Drop for TempOutput {
+    fn drop(&mut self) {
+        if self.created {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! audit-export: a durable export engine for audit logs on embedded SQLite.
+//!
+//! # Layout
+//! Modules follow the flow of data:
+//! - [`config`]: settings and defaults.
+//! - [`db`]: opening SQLite (WAL, busy timeout), applying `schema.sql`.
+//! - [`time`]: UTC millisecond instants, RFC 3339 in and out.
+//! - [`audit`]: the event type, ingest, the filtered keyset query, the
+//!   synthetic generator.
+//! - [`filters`]: validate, canonicalize and hash export filters.
+//! - [`format`]: streaming CSV / JSON / JSONL encoders.
+//! - [`export`]: one export run (query → encoder → sink).
+//! - [`cli`]: the command line.
+//!
+//! Later layers (durable jobs, storage, notifications, HTTP) build on these;
+//! see `ARCHITECTURE.md` in the shared design notes.
+
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod export;
+pub mod filters;
+pub mod format;
+pub mod time;
