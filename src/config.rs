@@ -19,7 +19,12 @@ use crate::filters::Limits;
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub export: ExportConfig,
+    pub jobs: crate::jobs::JobsConfig,
+    pub storage: crate::storage::StorageConfig,
 }
+
+/// Sections that environment variables can address.
+const SECTIONS: [&str; 3] = ["export", "jobs", "storage"];
 
 /// `[export]`: how exports run.
 #[derive(Debug, Clone, Deserialize)]
@@ -60,39 +65,74 @@ impl Config {
     /// Loads defaults, then the file (explicit path, or the default file if
     /// it exists), then environment overrides.
     pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut cfg = match explicit {
-            Some(p) => Self::from_file(p)?,
-            None if Path::new(DEFAULT_FILE).is_file() => Self::from_file(Path::new(DEFAULT_FILE))?,
-            None => Config::default(),
+        let (table, path) = match explicit {
+            Some(p) => (Self::read_table(p)?, p.to_path_buf()),
+            None if Path::new(DEFAULT_FILE).is_file() => (
+                Self::read_table(Path::new(DEFAULT_FILE))?,
+                PathBuf::from(DEFAULT_FILE),
+            ),
+            None => (toml::Table::new(), PathBuf::from("(defaults)")),
         };
-        cfg.apply_env(|k| std::env::var(k).ok())?;
-        Ok(cfg)
+        Self::from_table(table, &path, std::env::vars())
     }
 
-    fn from_file(path: &Path) -> Result<Config, ConfigError> {
+    fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        text.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string().lines().collect::<Vec<_>>().join(" "),
+            message: one_line(&e.to_string()),
         })
     }
 
-    /// Applies `AUDIT_EXPORT_<SECTION>_<KEY>` overrides read through `get`.
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        env_parse(
-            &get,
-            "AUDIT_EXPORT_EXPORT_MAX_RANGE_DAYS",
-            &mut self.export.max_range_days,
-        )?;
-        env_parse(
-            &get,
-            "AUDIT_EXPORT_EXPORT_BATCH_SIZE",
-            &mut self.export.batch_size,
-        )?;
-        Ok(())
+    /// Merges `AUDIT_EXPORT_<SECTION>_<KEY>` variables into `table`, then
+    /// deserializes. A variable's value is read as a TOML value when it is
+    /// one (`31`, `true`), else as a string (`auto`, `smtp.example.com`).
+    pub fn from_table(
+        mut table: toml::Table,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("AUDIT_EXPORT_") else {
+                continue;
+            };
+            let rest = rest.to_ascii_lowercase();
+            let Some(section) = SECTIONS.iter().find(|s| rest.starts_with(&format!("{s}_"))) else {
+                continue;
+            };
+            let key = &rest[section.len() + 1..];
+            let parsed = format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(value.clone()));
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => {
+                    t.insert(key.to_string(), parsed);
+                }
+                _ => {
+                    return Err(ConfigError::Env {
+                        name,
+                        message: format!("[{section}] in the config file is not a table"),
+                    })
+                }
+            }
+        }
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: format!(
+                "{} (environment variables AUDIT_EXPORT_<SECTION>_<KEY> count as the file's keys)",
+                one_line(&e.to_string())
+            ),
+            })
     }
 
     /// Filter limits derived from these settings.
@@ -103,51 +143,57 @@ impl Config {
     }
 }
 
-fn env_parse<T: std::str::FromStr>(
-    get: &impl Fn(&str) -> Option<String>,
-    name: &str,
-    slot: &mut T,
-) -> Result<(), ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    if let Some(v) = get(name) {
-        *slot = v.trim().parse().map_err(|e: T::Err| ConfigError::Env {
-            name: name.to_string(),
-            message: format!("{v:?}: {e}"),
-        })?;
-    }
-    Ok(())
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn load(file: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let table: toml::Table = file.parse().unwrap();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::from_table(table, Path::new("test.toml"), env)
+    }
+
     #[test]
     fn file_then_env_override_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("c.toml");
-        std::fs::write(&p, "[export]\nmax_range_days = 31\n").unwrap();
-        let mut c = Config::from_file(&p).unwrap();
+        let c = load("[export]\nmax_range_days = 31\n", &[]).unwrap();
         assert_eq!(c.export.max_range_days, 31);
         assert_eq!(c.export.batch_size, 5_000);
-        c.apply_env(|k| (k == "AUDIT_EXPORT_EXPORT_BATCH_SIZE").then(|| "100".to_string()))
-            .unwrap();
+        assert_eq!(c.jobs.max_parallel_jobs, 2);
+        let c = load(
+            "[export]\nmax_range_days = 31\n",
+            &[
+                ("AUDIT_EXPORT_EXPORT_BATCH_SIZE", "100"),
+                ("AUDIT_EXPORT_EXPORT_MAX_RANGE_DAYS", "40"),
+                ("AUDIT_EXPORT_JOBS_COMPRESS", "never"),
+                ("AUDIT_EXPORT_STORAGE_KIND", "s3"),
+                ("AUDIT_EXPORT_STORAGE_BUCKET", "exports"),
+                ("AUDIT_EXPORT_DATA_DIR", "/elsewhere"),
+                ("PATH", "/bin"),
+            ],
+        )
+        .unwrap();
         assert_eq!(c.export.batch_size, 100);
-        assert!(c
-            .apply_env(|k| (k == "AUDIT_EXPORT_EXPORT_MAX_RANGE_DAYS").then(|| "x".into()))
-            .is_err());
+        assert_eq!(c.export.max_range_days, 40);
+        assert_eq!(c.jobs.compress, crate::jobs::Compress::Never);
+        assert_eq!(c.storage.kind, crate::storage::StorageKind::S3);
+        assert_eq!(c.storage.bucket.as_deref(), Some("exports"));
+        assert!(load("", &[("AUDIT_EXPORT_EXPORT_MAX_RANGE_DAYS", "x")]).is_err());
     }
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("c.toml");
-        std::fs::write(&p, "[export]\nmax_range_dayz = 31\n").unwrap();
         assert!(matches!(
-            Config::from_file(&p),
+            load("[export]\nmax_range_dayz = 31\n", &[]),
             Err(ConfigError::Parse { .. })
         ));
+        assert!(load("", &[("AUDIT_EXPORT_JOBS_MAX_PARALEL_JOBS", "3")]).is_err());
     }
 }

@@ -14,7 +14,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 pub const SCHEMA: &str = include_str!("../schema.sql");
 
 /// The schema version `schema.sql` sets (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "audit-export.db";
@@ -53,12 +53,19 @@ pub fn open_data_dir(data_dir: &Path) -> Result<Connection, DbError> {
 
 /// Opens the database file at `path` and applies the schema.
 pub fn open(path: &Path) -> Result<Connection, DbError> {
+    let conn = connect(path)?;
+    apply_schema(&conn)?;
+    Ok(conn)
+}
+
+/// Opens another connection to a database whose schema this process has
+/// already applied (worker threads): same settings, no DDL.
+pub fn connect(path: &Path) -> Result<Connection, DbError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // journal_mode returns a row, so it is read rather than executed.
     let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
-    apply_schema(&conn)?;
     Ok(conn)
 }
 

@@ -9,11 +9,11 @@
 //!   synthetic generator.
 //! - [`filters`]: validate, canonicalize and hash export filters.
 //! - [`format`]: streaming CSV / JSON / JSONL encoders.
-//! - [`export`]: one export run (query → encoder → sink).
+//! - [`export`]: one export run (query → encoder → sink), for small exports.
+//! - [`jobs`]: durable background exports — state machine, store (leases,
+//!   checkpoints), steps (spool, zip + store), scheduler, crons.
+//! - [`storage`]: opendal operator (local disk or S3), deterministic zip.
 //! - [`cli`]: the command line.
-//!
-//! Later layers (durable jobs, storage, notifications, HTTP) build on these;
-//! see `ARCHITECTURE.md` in the shared design notes.
 
 pub mod audit;
 pub mod cli;
@@ -22,4 +22,6 @@ pub mod db;
 pub mod export;
 pub mod filters;
 pub mod format;
+pub mod jobs;
+pub mod storage;
 pub mod time;

@@ -49,15 +49,28 @@ pub struct ExportArgs {
     /// Free text over id, action, actor, target, request id and details.
     #[arg(long)]
     q: Option<String>,
-    /// Output file, or `-` for standard output.
-    #[arg(long)]
-    output: PathBuf,
+    /// Output file, or `-` for standard output (required unless --async).
+    #[arg(long, required_unless_present = "async")]
+    output: Option<PathBuf>,
     /// CSV: no UTF-8 byte order mark.
     #[arg(long)]
     no_bom: bool,
     /// CSV: do not prefix formula-like cells with `'`.
     #[arg(long)]
     no_formula_guard: bool,
+    /// Enqueue a durable background job instead (prints its id); a worker
+    /// (`audit-export worker`) runs it. --output is not used.
+    #[arg(long)]
+    r#async: bool,
+    /// Who asks (duplicate detection and limits are per requester).
+    #[arg(long, env = "AUDIT_EXPORT_REQUESTER", default_value = "cli")]
+    requester: String,
+    /// With --async: restart an identical job in progress instead of failing.
+    #[arg(long)]
+    restart: bool,
+    /// With --async: compression of the stored file (default from config).
+    #[arg(long, value_parser = ["auto", "always", "never"])]
+    compress: Option<String>,
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -103,17 +116,22 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
         q: a.q.clone(),
     };
     let filters = input.validate(&cfg.limits()).map_err(filter_error)?;
-    let to_stdout = a.output.as_os_str() == "-";
-    if !to_stdout {
-        check_output_path(&a.output)?;
+    let csv = CsvOptions {
+        bom: !a.no_bom,
+        formula_guard: !a.no_formula_guard,
+    };
+    if a.r#async {
+        return enqueue(cli, cfg, a, filters, csv);
     }
-    let encoder = Encoder::new(
-        a.format,
-        CsvOptions {
-            bom: !a.no_bom,
-            formula_guard: !a.no_formula_guard,
-        },
-    );
+    let output = a
+        .output
+        .clone()
+        .expect("clap requires --output without --async");
+    let to_stdout = output.as_os_str() == "-";
+    if !to_stdout {
+        check_output_path(&output)?;
+    }
+    let encoder = Encoder::new(a.format, csv);
     let db_file = crate::db::db_path(&cli.data_dir);
     if !db_file.is_file() {
         return Err(CliError::bad_input(format!(
@@ -146,19 +164,16 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
         drop(out);
         (stats, "standard output".to_string())
     } else {
-        let mut temp = TempOutput::new(&a.output);
+        let mut temp = TempOutput::new(&output);
         let (stats, out) =
             crate::export::run(&conn, &filters, &encoder, batch, || temp.create(), progress)
                 .map_err(export_error)?;
         if let Some(out) = out {
             temp.commit(out).map_err(|e| {
-                CliError::failure(format!(
-                    "--output: cannot finish {}: {e}",
-                    a.output.display()
-                ))
+                CliError::failure(format!("--output: cannot finish {}: {e}", output.display()))
             })?;
         }
-        (stats, a.output.display().to_string())
+        (stats, output.display().to_string())
     };
     bar.finish();
     if stats.records == 0 {
@@ -179,6 +194,43 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+fn enqueue(
+    cli: &Cli,
+    cfg: &Config,
+    a: &ExportArgs,
+    filters: crate::filters::Filters,
+    csv: CsvOptions,
+) -> Result<(), CliError> {
+    let db_file = crate::db::db_path(&cli.data_dir);
+    if !db_file.is_file() {
+        return Err(CliError::bad_input(format!(
+            "--data-dir: no database at {} (ingest or seed events first)",
+            db_file.display()
+        )));
+    }
+    let conn = crate::db::open_data_dir(&cli.data_dir)?;
+    let estimate = crate::audit::query::count(&conn, &filters)?;
+    drop(conn);
+    let compress = match &a.compress {
+        Some(c) => c.parse().map_err(CliError::bad_input)?,
+        None => cfg.jobs.compress,
+    };
+    let new = crate::jobs::NewJob {
+        requester: a.requester.clone(),
+        filters,
+        format: a.format,
+        csv,
+        compress,
+        max_attempts: cfg.jobs.max_attempts,
+        estimated_count: Some(estimate),
+        schedule_id: None,
+        fire_time: None,
+        recipients: Vec::new(),
+        restart: a.restart,
+    };
+    super::jobs::enqueue(cli, cfg, new)
 }
 
 fn export_error(e: crate::export::ExportError) -> CliError {

@@ -7,8 +7,10 @@
 
 mod export;
 mod ingest;
+mod jobs;
 mod progress;
 mod seed;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -92,6 +94,10 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Generate deterministic synthetic events (benchmarks).
     Seed(seed::SeedArgs),
+    /// Run the job engine (scheduler loop and crons) until SIGINT/SIGTERM.
+    Worker(worker::WorkerArgs),
+    /// List, show, cancel or restart export jobs.
+    Jobs(jobs::JobsArgs),
 }
 
 /// Parses the command line, runs it, and returns the process exit code.
@@ -104,6 +110,8 @@ pub fn main() -> ExitCode {
             Command::Ingest(a) => ingest::run(&cli, &cfg, a),
             Command::Export(a) => export::run(&cli, &cfg, a),
             Command::Seed(a) => seed::run(&cli, a),
+            Command::Worker(a) => worker::run(&cli, &cfg, a),
+            Command::Jobs(a) => jobs::run(&cli, &cfg, a),
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Export benchmark: audit-export vs the sqlite3 shell over the same rows and
+# columns, side by side in one run (hyperfine medians), plus peak RSS.
+#
+#   scripts/bench.sh [ROWS...]        default: 1000000 5000000
+#
+# Seeds one organization over one year (so one export covers every row) into
+# bench-out/<rows>/ (kept between runs), then for each size measures:
+#   ours CSV  vs  sqlite3 -csv      ours JSONL  vs  sqlite3 -json
+# Needs: hyperfine, sqlite3 (apt-get install -y hyperfine sqlite3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(1000000 5000000)
+runs=${BENCH_RUNS:-3}
+for tool in hyperfine sqlite3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install -y hyperfine sqlite3)" >&2; exit 1; }
+done
+cargo build --release --quiet
+bin=$PWD/target/release/audit-export
+out=$PWD/bench-out
+mkdir -p "$out"
+
+# The same 17 columns, rows and order as our raw export.
+cols="id, strftime('%Y-%m-%dT%H:%M:%fZ', occurred_at / 1000.0, 'unixepoch') AS occurred_at, organization_id, stream, action, actor_type, actor_id, actor_name, actor_email, target_type, target_id, target_name, ip_address, user_agent, request_id, changed_data, details"
+where="organization_id = 'org_1' AND occurred_at >= 1735689600000 AND occurred_at < 1767225600000 ORDER BY occurred_at, id"
+
+rss() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -n 1; }
+
+printf '\n| rows | what | median s | ratio vs sqlite3 | peak RSS MiB |\n|---:|---|---:|---:|---:|\n' > "$out/summary.md"
+for rows in "${sizes[@]}"; do
+  dir=$out/$rows
+  if [ ! -f "$dir/.seeded" ]; then
+    rm -rf "$dir"
+    "$bin" --data-dir "$dir" seed --rows "$rows" --orgs 1 --seed 42
+    touch "$dir/.seeded"
+  fi
+  db=$dir/audit-export.db
+  common="--data-dir $dir export --org org_1 --from 2025-01-01 --to 2025-12-31"
+  hyperfine -w 1 -r "$runs" --export-json "$out/h-$rows.json" \
+    -n ours-csv "$bin $common --format csv --output $out/ours.csv" \
+    -n sqlite3-csv "sqlite3 -csv -header $db \"SELECT $cols FROM audit_logs WHERE $where\" > $out/sqlite.csv" \
+    -n ours-jsonl "$bin $common --format jsonl --output $out/ours.jsonl" \
+    -n sqlite3-json "sqlite3 -json $db \"SELECT $cols FROM audit_logs WHERE $where\" > $out/sqlite.json"
+  r_csv=$(rss "$bin" $common --format csv --output "$out/ours.csv")
+  r_jsonl=$(rss "$bin" $common --format jsonl --output "$out/ours.jsonl")
+  python3 - "$out/h-$rows.json" "$rows" "$r_csv" "$r_jsonl" >> "$out/summary.md" <<'PY'
+import json, sys
+res = {r["command"]: r["median"] for r in json.load(open(sys.argv[1]))["results"]}
+rows, r_csv, r_jsonl = sys.argv[2], int(sys.argv[3]) / 1024, int(sys.argv[4]) / 1024
+print(f"| {int(rows):,} | ours CSV | {res['ours-csv']:.2f} | {res['ours-csv']/res['sqlite3-csv']:.2f}x | {r_csv:.1f} |")
+print(f"| {int(rows):,} | sqlite3 -csv | {res['sqlite3-csv']:.2f} | 1.00x | |")
+print(f"| {int(rows):,} | ours JSONL | {res['ours-jsonl']:.2f} | {res['ours-jsonl']/res['sqlite3-json']:.2f}x | {r_jsonl:.1f} |")
+print(f"| {int(rows):,} | sqlite3 -json | {res['sqlite3-json']:.2f} | 1.00x | |")
+PY
+  rm -f "$out"/ours.* "$out"/sqlite.*
+done
+cat "$out/summary.md"

@@ -1,0 +1,171 @@
+//! `audit-export jobs list | show ID | cancel ID | restart ID`, and the
+//! enqueueing behind `export --async`.
+
+use clap::{Args, Subcommand};
+
+use super::{human_bytes, thousands, Cli, CliError};
+use crate::config::Config;
+use crate::jobs::store::{self, CreateOutcome, NewJob, Request};
+use crate::jobs::{now_ms, remove_spool, Job, JobError};
+use crate::time::format_rfc3339_ms;
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    #[command(subcommand)]
+    command: JobsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// List jobs, newest first.
+    List {
+        /// Only this organization's jobs.
+        #[arg(long)]
+        org: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one job: state, progress, file, error.
+    Show { id: String },
+    /// Cancel a job in progress.
+    Cancel { id: String },
+    /// Restart a job in progress from scratch.
+    Restart { id: String },
+}
+
+impl From<JobError> for CliError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::DuplicateExport { .. }
+            | JobError::TooManyExports { .. }
+            | JobError::NotFound(_)
+            | JobError::NotInProgress(_) => CliError::bad_input(e.to_string()),
+            other => CliError::failure(other.to_string()),
+        }
+    }
+}
+
+pub fn run(cli: &Cli, _cfg: &Config, a: &JobsArgs) -> Result<(), CliError> {
+    let mut conn = crate::db::open_data_dir(&cli.data_dir)?;
+    match &a.command {
+        JobsCommand::List { org, limit } => {
+            let jobs = store::list(&conn, org.as_deref(), None, *limit)?;
+            if jobs.is_empty() {
+                eprintln!("no jobs");
+            }
+            for j in jobs {
+                println!(
+                    "{}  {:<9}  {:<5}  {:>12}  {}  {}",
+                    j.id,
+                    j.state.as_str(),
+                    j.format.as_str(),
+                    progress(&j),
+                    j.organization_id,
+                    format_rfc3339_ms(j.created_at)
+                );
+            }
+        }
+        JobsCommand::Show { id } => print!("{}", describe(&store::get(&conn, id)?)),
+        JobsCommand::Cancel { id } => match store::request_cancel(&mut conn, id, now_ms())? {
+            Request::Applied(j) => {
+                let _ = remove_spool(&cli.data_dir, &j.id);
+                println!("{}: cancelled", j.id);
+            }
+            Request::Flagged(j) => println!(
+                "{}: cancel requested; the worker stops it at its next batch",
+                j.id
+            ),
+        },
+        JobsCommand::Restart { id } => match store::request_restart(&mut conn, id, now_ms())? {
+            Request::Applied(j) => {
+                let _ = remove_spool(&cli.data_dir, &j.id);
+                println!("{}: restarted from scratch", j.id);
+            }
+            Request::Flagged(j) => println!(
+                "{}: restart requested; the worker restarts it at its next batch",
+                j.id
+            ),
+        },
+    }
+    Ok(())
+}
+
+fn progress(j: &Job) -> String {
+    match j.estimated_count {
+        Some(e) => format!("{}/{}", thousands(j.exported_count), thousands(e)),
+        None => thousands(j.exported_count),
+    }
+}
+
+/// A multi-line description of a job for people.
+pub fn describe(j: &Job) -> String {
+    let mut s = format!(
+        "job        {}\nstate      {}\norg        {}\nrequester  {}\nformat     {}\nfilters    {}\nprogress   {} exported\nattempt    {} of {}\ncreated    {}\n",
+        j.id,
+        j.state,
+        j.organization_id,
+        j.requester,
+        j.format,
+        j.filters,
+        progress(j),
+        j.attempt,
+        j.max_attempts,
+        format_rfc3339_ms(j.created_at)
+    );
+    if let Some(t) = j.completed_at {
+        s.push_str(&format!("finished   {}\n", format_rfc3339_ms(t)));
+    }
+    if let Some(n) = j.record_count {
+        s.push_str(&format!("records    {}\n", thousands(n)));
+    }
+    if let Some(f) = &j.file {
+        s.push_str(&format!(
+            "file       {} ({}, sha256 {})\nstored at  {}\n",
+            f.name,
+            human_bytes(f.size),
+            f.sha256,
+            f.key
+        ));
+    }
+    if let (Some(code), Some(msg)) = (&j.error_code, &j.error_message) {
+        s.push_str(&format!("error      {code}: {msg}\n"));
+    }
+    if j.cancel_requested {
+        s.push_str("note       cancel requested\n");
+    }
+    if j.restart_requested {
+        s.push_str("note       restart requested\n");
+    }
+    s
+}
+
+/// Enqueues an export job (`export --async`) and prints its id.
+pub fn enqueue(cli: &Cli, cfg: &Config, new: NewJob) -> Result<(), CliError> {
+    let mut conn = crate::db::open_data_dir(&cli.data_dir)?;
+    let out = store::create(
+        &mut conn,
+        &new,
+        cfg.jobs.max_in_progress_per_requester,
+        now_ms(),
+    )?;
+    match out {
+        CreateOutcome::Created(j) => {
+            println!("{}", j.id);
+            eprintln!(
+                "queued export job {} ({} records estimated); run `audit-export worker` to process it, `audit-export jobs show {}` to follow it",
+                j.id,
+                j.estimated_count.map(thousands).unwrap_or_else(|| "?".into()),
+                j.id
+            );
+        }
+        CreateOutcome::Restarted(j) => {
+            println!("{}", j.id);
+            eprintln!(
+                "an identical export was in progress; job {} will restart from scratch",
+                j.id
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,249 @@
+//! The export job state machine: a closed enum matching the `state` column
+//! and one pure function deciding every transition. No I/O here; the store
+//! applies a [`Decision`] as a fenced compare-and-set.
+//!
+//! ```text
+//! exporting ──SpoolComplete──► uploading ──Stored──► completed
+//!     │ NoRecords ─────────────────────────────────► completed (0 records)
+//!     │ StepFailed: retryable, attempt < max ─► same state, retry later
+//!     │ StepFailed: otherwise ────────────────► failed
+//!     │ Cancel ───────────────────────────────► failed ("cancelled")
+//!     │ Restart ──────────────────────────────► exporting, checkpoint cleared
+//!     └ TtlExceeded ──────────────────────────► expired
+//! (uploading accepts the same failure, cancel, restart and TTL events)
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The state of an export job (column `export_jobs.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobState {
+    /// Writing the spool file. Moved out by the worker holding the lease
+    /// (uploading / completed / failed) or by the clean-up cron (expired).
+    Exporting,
+    /// Compressing and storing the spool. Moved out by the worker holding
+    /// the lease (completed / failed) or by the clean-up cron (expired).
+    Uploading,
+    /// Final: the file is stored (or there were no records). Deleted by the
+    /// clean-up cron after the download window.
+    Completed,
+    /// Final: attempts exhausted, a fatal error, or cancelled. Deleted by
+    /// the clean-up cron after retention.
+    Failed,
+    /// Final: in progress longer than the job TTL. Deleted after retention.
+    Expired,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 5] = [
+        JobState::Exporting,
+        JobState::Uploading,
+        JobState::Completed,
+        JobState::Failed,
+        JobState::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Exporting => "exporting",
+            JobState::Uploading => "uploading",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Expired => "expired",
+        }
+    }
+
+    /// Whether the job still has work to do.
+    pub fn in_progress(self) -> bool {
+        matches!(self, JobState::Exporting | JobState::Uploading)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown job state {s:?}"))
+    }
+}
+
+/// Something that happened to a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobEvent {
+    /// The spool holds every matching record.
+    SpoolComplete,
+    /// The filters matched nothing.
+    NoRecords,
+    /// The file is in storage.
+    Stored,
+    /// A step failed; `retryable` says whether trying again can help.
+    StepFailed { retryable: bool },
+    /// A user cancelled the job.
+    Cancel,
+    /// A user asked to start over.
+    Restart,
+    /// The job was in progress longer than the job TTL.
+    TtlExceeded,
+}
+
+impl JobEvent {
+    pub const ALL: [JobEvent; 8] = [
+        JobEvent::SpoolComplete,
+        JobEvent::NoRecords,
+        JobEvent::Stored,
+        JobEvent::StepFailed { retryable: true },
+        JobEvent::StepFailed { retryable: false },
+        JobEvent::Cancel,
+        JobEvent::Restart,
+        JobEvent::TtlExceeded,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JobEvent::SpoolComplete => "spool_complete",
+            JobEvent::NoRecords => "no_records",
+            JobEvent::Stored => "stored",
+            JobEvent::StepFailed { retryable: true } => "step_failed_retryable",
+            JobEvent::StepFailed { retryable: false } => "step_failed_fatal",
+            JobEvent::Cancel => "cancel",
+            JobEvent::Restart => "restart",
+            JobEvent::TtlExceeded => "ttl_exceeded",
+        }
+    }
+}
+
+/// What to do with a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub to: JobState,
+    /// Stay in the state and try again later (attempt + 1, backoff).
+    pub retry: bool,
+    /// Drop the checkpoint and the spool (start over).
+    pub clear_checkpoint: bool,
+}
+
+impl Decision {
+    fn go(to: JobState) -> Decision {
+        Decision {
+            to,
+            retry: false,
+            clear_checkpoint: false,
+        }
+    }
+}
+
+/// An event that cannot happen in a state (a bug or a lost race).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("event {} is not valid in state {state}", event.name())]
+pub struct InvalidTransition {
+    pub state: JobState,
+    pub event: JobEvent,
+}
+
+/// Decides the transition for `event` in `state`; `attempt` is the current
+/// attempt (1-based) of `max_attempts`.
+pub fn decide(
+    state: JobState,
+    event: JobEvent,
+    attempt: u32,
+    max_attempts: u32,
+) -> Result<Decision, InvalidTransition> {
+    use JobEvent as E;
+    use JobState as S;
+    let invalid = Err(InvalidTransition { state, event });
+    if !state.in_progress() {
+        return invalid;
+    }
+    match (state, event) {
+        (S::Exporting, E::SpoolComplete) => Ok(Decision::go(S::Uploading)),
+        (S::Exporting, E::NoRecords) => Ok(Decision::go(S::Completed)),
+        (S::Uploading, E::Stored) => Ok(Decision::go(S::Completed)),
+        (S::Uploading, E::SpoolComplete | E::NoRecords) | (S::Exporting, E::Stored) => invalid,
+        (_, E::StepFailed { retryable }) => {
+            if retryable && attempt < max_attempts {
+                Ok(Decision {
+                    to: state,
+                    retry: true,
+                    clear_checkpoint: false,
+                })
+            } else {
+                Ok(Decision::go(S::Failed))
+            }
+        }
+        (_, E::Cancel) => Ok(Decision::go(S::Failed)),
+        (_, E::Restart) => Ok(Decision {
+            to: S::Exporting,
+            retry: false,
+            clear_checkpoint: true,
+        }),
+        (_, E::TtlExceeded) => Ok(Decision::go(S::Expired)),
+        _ => invalid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use JobEvent as E;
+    use JobState as S;
+
+    /// The whole table: every state × every event, at a middle and at the
+    /// last attempt.
+    #[test]
+    fn every_state_event_pair() {
+        for state in S::ALL {
+            for event in E::ALL {
+                for (attempt, max) in [(1, 3), (3, 3)] {
+                    let got = decide(state, event, attempt, max);
+                    let last = attempt == max;
+                    let expected: Option<(S, bool, bool)> = match (state, event) {
+                        (S::Completed | S::Failed | S::Expired, _) => None,
+                        (S::Exporting, E::SpoolComplete) => Some((S::Uploading, false, false)),
+                        (S::Exporting, E::NoRecords) => Some((S::Completed, false, false)),
+                        (S::Exporting, E::Stored) => None,
+                        (S::Uploading, E::Stored) => Some((S::Completed, false, false)),
+                        (S::Uploading, E::SpoolComplete | E::NoRecords) => None,
+                        (s, E::StepFailed { retryable: true }) if !last => Some((s, true, false)),
+                        (_, E::StepFailed { .. }) => Some((S::Failed, false, false)),
+                        (_, E::Cancel) => Some((S::Failed, false, false)),
+                        (_, E::Restart) => Some((S::Exporting, false, true)),
+                        (_, E::TtlExceeded) => Some((S::Expired, false, false)),
+                    };
+                    match expected {
+                        None => assert_eq!(
+                            got,
+                            Err(InvalidTransition { state, event }),
+                            "{state} {event:?}"
+                        ),
+                        Some((to, retry, clear_checkpoint)) => assert_eq!(
+                            got,
+                            Ok(Decision {
+                                to,
+                                retry,
+                                clear_checkpoint
+                            }),
+                            "{state} {event:?} attempt {attempt}/{max}"
+                        ),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn states_round_trip_through_text() {
+        for s in S::ALL {
+            assert_eq!(s.as_str().parse::<S>().unwrap(), s);
+        }
+        assert!("running".parse::<S>().is_err());
+    }
+}

@@ -1,0 +1,57 @@
+//! The I/O of each job state, one module per step:
+//! [`export`] (query → format → spool, checkpointed) and [`upload`]
+//! (spool → zip → storage). Steps never change job state themselves beyond
+//! checkpoints; they return what happened and the scheduler applies it.
+
+pub mod export;
+pub mod upload;
+
+use crate::jobs::JobError;
+
+/// Why a step stopped without finishing.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The lease was lost: stop at once, touch nothing.
+    #[error(transparent)]
+    Job(#[from] JobError),
+    /// Can never succeed (e.g. stored filters no longer valid).
+    #[error("{code}: {message}")]
+    Fatal { code: &'static str, message: String },
+    /// May succeed later (I/O, storage, a busy database).
+    #[error("{code}: {message}")]
+    Retryable { code: &'static str, message: String },
+}
+
+impl StepError {
+    pub fn retryable(code: &'static str, e: impl std::fmt::Display) -> StepError {
+        StepError::Retryable {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<std::io::Error> for StepError {
+    fn from(e: std::io::Error) -> Self {
+        StepError::retryable("io_error", e)
+    }
+}
+
+impl From<rusqlite::Error> for StepError {
+    fn from(e: rusqlite::Error) -> Self {
+        StepError::retryable("database_error", e)
+    }
+}
+
+impl From<crate::storage::StorageError> for StepError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        if e.retryable() {
+            StepError::retryable("storage_error", e)
+        } else {
+            StepError::Fatal {
+                code: "storage_config",
+                message: e.to_string(),
+            }
+        }
+    }
+}

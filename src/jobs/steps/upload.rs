@@ -1,0 +1,88 @@
+//! The uploading step: (optionally) zip the spool deterministically, then
+//! stream it to storage at `<org>/<job-id>/<file-name>`, hashing on the way.
+//!
+//! Re-running the step after a crash rebuilds the same zip from the same
+//! spool and overwrites the same key, so the stored bytes do not depend on
+//! how often it was interrupted. An upload failure aborts the write and
+//! returns; the spool stays for the retry (the scheduler removes it when the
+//! job reaches a final state), so nothing can block or leak.
+
+use std::path::Path;
+
+use super::export::{job_filters, spool_file};
+use super::StepError;
+use crate::jobs::store::StoredFile;
+use crate::jobs::{Compress, Job, JobsConfig};
+use crate::storage::{safe_component, zip_file, Storage};
+
+/// The stored file name: organization, range and creation time, e.g.
+/// `audit-logs_acme_2025-01-01_2025-12-31_20260105T100000Z.csv[.zip]`.
+pub fn file_name(job: &Job, compressed: bool) -> Result<String, StepError> {
+    let f = job_filters(job)?;
+    let created = chrono::DateTime::from_timestamp_millis(job.created_at)
+        .unwrap_or_default()
+        .format("%Y%m%dT%H%M%SZ");
+    let base = format!(
+        "audit-logs_{}_{}_{}_{created}.{}",
+        safe_component(&job.organization_id),
+        crate::time::format_date(f.from_ms),
+        crate::time::format_date(f.to_ms - 1),
+        job.format.extension()
+    );
+    Ok(if compressed {
+        format!("{base}.zip")
+    } else {
+        base
+    })
+}
+
+/// Whether the policy compresses a spool of `bytes`.
+pub fn should_compress(policy: Compress, bytes: u64, threshold: u64) -> bool {
+    match policy {
+        Compress::Always => true,
+        Compress::Never => false,
+        Compress::Auto => bytes > threshold,
+    }
+}
+
+/// Runs the step and returns what was stored.
+pub async fn run(
+    job: &Job,
+    data_dir: &Path,
+    cfg: &JobsConfig,
+    storage: &Storage,
+) -> Result<StoredFile, StepError> {
+    let spool = spool_file(data_dir, job);
+    let bytes = tokio::fs::metadata(&spool).await?.len();
+    let compressed = should_compress(job.compress, bytes, cfg.compress_threshold_bytes);
+    let name = file_name(job, compressed)?;
+    let key = format!(
+        "{}/{}/{}",
+        safe_component(&job.organization_id),
+        job.id,
+        name
+    );
+    let source = if compressed {
+        let zipped = spool.with_file_name(&name);
+        let (src, dst, entry, mtime) = (
+            spool.clone(),
+            zipped.clone(),
+            file_name(job, false)?,
+            job.created_at,
+        );
+        tokio::task::spawn_blocking(move || zip_file(&src, &dst, &entry, mtime))
+            .await
+            .map_err(|e| StepError::retryable("zip_failed", e))??;
+        zipped
+    } else {
+        spool
+    };
+    let put = storage.put_file(&key, &source).await?;
+    Ok(StoredFile {
+        key,
+        name,
+        size: put.size,
+        sha256: put.sha256,
+        compressed,
+    })
+}

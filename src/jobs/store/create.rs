@@ -1,0 +1,149 @@
+//! Creating a job: duplicate detection, restart, and the per-requester
+//! limit, all in one `BEGIN IMMEDIATE` transaction.
+
+use rusqlite::{params, Connection, ErrorCode};
+
+use super::{get, record_transition, Job};
+use crate::filters::Filters;
+use crate::format::{CsvOptions, Format};
+use crate::jobs::state::JobState;
+use crate::jobs::{new_job_id, Compress, JobError};
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub requester: String,
+    pub filters: Filters,
+    pub format: Format,
+    pub csv: CsvOptions,
+    pub compress: Compress,
+    pub max_attempts: u32,
+    pub estimated_count: Option<u64>,
+    pub schedule_id: Option<String>,
+    pub fire_time: Option<i64>,
+    pub recipients: Vec<String>,
+    /// If an identical job is in progress, restart it instead of failing.
+    pub restart: bool,
+}
+
+/// What `create` did.
+#[derive(Debug, Clone)]
+pub enum CreateOutcome {
+    Created(Job),
+    /// An identical job was in progress and has been asked to restart.
+    Restarted(Job),
+}
+
+impl CreateOutcome {
+    pub fn job(&self) -> &Job {
+        match self {
+            CreateOutcome::Created(j) | CreateOutcome::Restarted(j) => j,
+        }
+    }
+}
+
+/// Creates a job, or reports the identical one in progress
+/// ([`JobError::DuplicateExport`]) or restarts it (`restart`), or refuses
+/// when the requester already has `max_in_progress` jobs running.
+pub fn create(
+    conn: &mut Connection,
+    new: &NewJob,
+    max_in_progress: u32,
+    now: i64,
+) -> Result<CreateOutcome, JobError> {
+    let tx = crate::db::immediate(conn)?;
+    let hash = new.filters.hash();
+    // An identical job in progress wins over the limit: asking twice for the
+    // same export is a duplicate, not "too many".
+    let existing: Option<String> = tx
+        .prepare_cached(
+            "SELECT id FROM export_jobs WHERE requester = ? AND filter_hash = ? AND format = ? \
+             AND state IN ('exporting', 'uploading')",
+        )?
+        .query_row(params![new.requester, hash, new.format.as_str()], |r| {
+            r.get(0)
+        })
+        .ok();
+    if let Some(id) = existing {
+        let job = get(&tx, &id)?;
+        if new.restart {
+            tx.execute(
+                "UPDATE export_jobs SET restart_requested = 1, next_attempt_at = min(next_attempt_at, ?2), \
+                 updated_at = ?2 WHERE id = ?1",
+                params![id, now],
+            )?;
+            let job = get(&tx, &id)?;
+            tx.commit()?;
+            return Ok(CreateOutcome::Restarted(job));
+        }
+        return Err(duplicate(&job));
+    }
+    let running: u32 = tx.query_row(
+        "SELECT count(*) FROM export_jobs WHERE requester = ? AND state IN ('exporting', 'uploading')",
+        [&new.requester],
+        |r| r.get(0),
+    )?;
+    if running >= max_in_progress {
+        return Err(JobError::TooManyExports {
+            limit: max_in_progress,
+        });
+    }
+    let id = new_job_id(now);
+    let inserted = tx.execute(
+        "INSERT INTO export_jobs (id, organization_id, requester, filters, filter_hash, format, \
+         csv_bom, csv_formula_guard, compress, state, attempt, max_attempts, next_attempt_at, \
+         estimated_count, schedule_id, fire_time, recipients, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'exporting', 1, ?, ?, ?, ?, ?, ?, ?, ?)",
+        params![
+            id,
+            new.filters.organization,
+            new.requester,
+            new.filters.canonical_json(),
+            hash,
+            new.format.as_str(),
+            new.csv.bom,
+            new.csv.formula_guard,
+            new.compress.as_str(),
+            new.max_attempts.max(1),
+            now,
+            new.estimated_count,
+            new.schedule_id,
+            new.fire_time,
+            serde_json::to_string(&new.recipients).expect("strings serialize"),
+            now,
+            now
+        ],
+    );
+    match inserted {
+        Ok(_) => {}
+        // The partial UNIQUE indexes are the real guard; the SELECT above
+        // only gives the friendlier answer.
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::ConstraintViolation => {
+            let dup: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM export_jobs WHERE (requester = ?1 AND filter_hash = ?2 AND format = ?3 \
+                     AND state IN ('exporting', 'uploading')) OR (schedule_id = ?4 AND fire_time = ?5)",
+                    params![new.requester, hash, new.format.as_str(), new.schedule_id, new.fire_time],
+                    |r| r.get(0),
+                )
+                .ok();
+            return match dup {
+                Some(id) => Err(duplicate(&get(&tx, &id)?)),
+                None => Err(JobError::Db(rusqlite::Error::SqliteFailure(e, None))),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    }
+    record_transition(&tx, &id, None, JobState::Exporting, "create", None, now)?;
+    let job = get(&tx, &id)?;
+    tx.commit()?;
+    Ok(CreateOutcome::Created(job))
+}
+
+fn duplicate(job: &Job) -> JobError {
+    JobError::DuplicateExport {
+        id: job.id.clone(),
+        created_at: job.created_at,
+        created_at_text: crate::time::format_rfc3339_ms(job.created_at),
+    }
+}

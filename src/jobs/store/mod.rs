@@ -1,0 +1,200 @@
+//! Every database operation on export jobs.
+//!
+//! - [`create`]: insert with duplicate detection and the per-requester
+//!   limit, atomically (partial UNIQUE index + `BEGIN IMMEDIATE`).
+//! - [`lease`]: claim runnable jobs, checkpoint, poll flags, release.
+//! - [`transition`]: apply a state-machine decision as a compare-and-set.
+//!
+//! Reads are free; every write of a running job says
+//! `WHERE id = ? AND lease_token = ?` and checks that one row changed.
+
+mod create;
+mod lease;
+mod transition;
+
+use rusqlite::{Connection, OptionalExtension, Row};
+
+pub use create::{create, CreateOutcome, NewJob};
+pub use lease::{checkpoint, claim, poll_flags, release, Checkpoint, Flags, Lease};
+pub use transition::{
+    apply, request_cancel, request_restart, Fence, Outcome, Patch, Request, StoredFile,
+};
+
+use super::state::JobState;
+use super::{Compress, JobError};
+use crate::audit::query::Cursor;
+use crate::format::{CsvOptions, Format};
+
+/// One row of `export_jobs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: String,
+    pub organization_id: String,
+    pub requester: String,
+    /// Canonical filter JSON (`Filters::canonical_json`).
+    pub filters: String,
+    pub filter_hash: String,
+    pub format: Format,
+    pub csv: CsvOptions,
+    pub compress: Compress,
+    pub state: JobState,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub next_attempt_at: i64,
+    pub lease_owner: Option<String>,
+    pub lease_token: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    /// The last row durably in the spool.
+    pub checkpoint: Option<Cursor>,
+    pub exported_count: u64,
+    pub spool_bytes: u64,
+    pub estimated_count: Option<u64>,
+    pub restart_requested: bool,
+    pub cancel_requested: bool,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub record_count: Option<u64>,
+    pub file: Option<StoredFile>,
+    pub schedule_id: Option<String>,
+    pub fire_time: Option<i64>,
+    pub recipients: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+}
+
+fn corrupt(what: impl std::fmt::Display) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        what.to_string().into(),
+    )
+}
+
+impl Job {
+    /// Reads a job from a `SELECT * FROM export_jobs` row.
+    pub fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
+        let format: String = r.get("format")?;
+        let state: String = r.get("state")?;
+        let compress: String = r.get("compress")?;
+        let last_at: Option<i64> = r.get("last_occurred_at")?;
+        let last_id: Option<i64> = r.get("last_id")?;
+        let file_key: Option<String> = r.get("file_key")?;
+        let recipients: String = r.get("recipients")?;
+        Ok(Job {
+            id: r.get("id")?,
+            organization_id: r.get("organization_id")?,
+            requester: r.get("requester")?,
+            filters: r.get("filters")?,
+            filter_hash: r.get("filter_hash")?,
+            format: format.parse().map_err(corrupt)?,
+            csv: CsvOptions {
+                bom: r.get("csv_bom")?,
+                formula_guard: r.get("csv_formula_guard")?,
+            },
+            compress: compress.parse().map_err(corrupt)?,
+            state: state.parse().map_err(corrupt)?,
+            attempt: r.get("attempt")?,
+            max_attempts: r.get("max_attempts")?,
+            next_attempt_at: r.get("next_attempt_at")?,
+            lease_owner: r.get("lease_owner")?,
+            lease_token: r.get("lease_token")?,
+            lease_expires_at: r.get("lease_expires_at")?,
+            checkpoint: match (last_at, last_id) {
+                (Some(occurred_at), Some(id)) => Some(Cursor { occurred_at, id }),
+                _ => None,
+            },
+            exported_count: r.get("exported_count")?,
+            spool_bytes: r.get("spool_bytes")?,
+            estimated_count: r.get("estimated_count")?,
+            restart_requested: r.get("restart_requested")?,
+            cancel_requested: r.get("cancel_requested")?,
+            error_code: r.get("error_code")?,
+            error_message: r.get("error_message")?,
+            record_count: r.get("record_count")?,
+            file: match file_key {
+                None => None,
+                Some(key) => Some(StoredFile {
+                    key,
+                    name: r.get("file_name")?,
+                    size: r.get("file_size")?,
+                    sha256: r.get("file_sha256")?,
+                    compressed: r.get("file_compressed")?,
+                }),
+            },
+            schedule_id: r.get("schedule_id")?,
+            fire_time: r.get("fire_time")?,
+            recipients: serde_json::from_str(&recipients).map_err(corrupt)?,
+            created_at: r.get("created_at")?,
+            updated_at: r.get("updated_at")?,
+            started_at: r.get("started_at")?,
+            completed_at: r.get("completed_at")?,
+        })
+    }
+}
+
+/// Loads one job.
+pub fn get(conn: &Connection, id: &str) -> Result<Job, JobError> {
+    conn.prepare_cached("SELECT * FROM export_jobs WHERE id = ?")?
+        .query_row([id], Job::from_row)
+        .optional()?
+        .ok_or_else(|| JobError::NotFound(id.to_string()))
+}
+
+/// Jobs, newest first, optionally of one organization and/or requester.
+pub fn list(
+    conn: &Connection,
+    organization: Option<&str>,
+    requester: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Job>, JobError> {
+    let mut st = conn.prepare_cached(
+        "SELECT * FROM export_jobs WHERE (?1 IS NULL OR organization_id = ?1) \
+         AND (?2 IS NULL OR requester = ?2) ORDER BY created_at DESC, id DESC LIMIT ?3",
+    )?;
+    let rows = st.query_map(
+        rusqlite::params![organization, requester, limit],
+        Job::from_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The state history of a job: (from, to, event, owner, at), oldest first.
+pub type TransitionRow = (Option<String>, String, String, Option<String>, i64);
+
+pub fn history(conn: &Connection, id: &str) -> Result<Vec<TransitionRow>, JobError> {
+    let mut st = conn.prepare_cached(
+        "SELECT from_state, to_state, event, owner, at FROM export_job_transitions \
+         WHERE job_id = ? ORDER BY id",
+    )?;
+    let rows = st.query_map([id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Records a state change in the history table (inside the caller's tx).
+fn record_transition(
+    conn: &Connection,
+    job_id: &str,
+    from: Option<JobState>,
+    to: JobState,
+    event: &str,
+    owner: Option<&str>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO export_job_transitions (job_id, from_state, to_state, event, owner, at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )?
+    .execute(rusqlite::params![
+        job_id,
+        from.map(|s| s.as_str()),
+        to.as_str(),
+        event,
+        owner,
+        now
+    ])?;
+    Ok(())
+}

@@ -1,0 +1,590 @@
+//! The job store and engine in-process, on a real SQLite file: fencing,
+//! duplicates, restart, cancel, per-requester limit, storage faults and
+//! every clean-up rule. Several jobs at once wherever it matters.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use audit_export::filters::{FilterInput, Filters, Limits};
+use audit_export::format::{CsvOptions, Format};
+use audit_export::jobs::crons::{cleanup_once, rescue_once};
+use audit_export::jobs::scheduler::Engine;
+use audit_export::jobs::store::{self, Checkpoint, CreateOutcome, Fence, NewJob, Patch, Request};
+use audit_export::jobs::{now_ms, spool_dir, Compress, JobError, JobEvent, JobState, JobsConfig};
+use audit_export::storage::{Storage, StorageConfig};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let f = Fixture {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let mut conn = audit_export::db::open_data_dir(&f.data()).unwrap();
+        let opts = audit_export::audit::ingest::IngestOptions {
+            format: audit_export::audit::ingest::InputFormat::Jsonl,
+            skip_invalid: false,
+        };
+        audit_export::audit::ingest::ingest_file(&mut conn, &common::fixtures(), opts).unwrap();
+        f
+    }
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+    fn conn(&self) -> rusqlite::Connection {
+        audit_export::db::open_data_dir(&self.data()).unwrap()
+    }
+    fn engine(&self, cfg: JobsConfig, storage: Option<Storage>) -> Arc<Engine> {
+        let storage = storage.unwrap_or_else(|| {
+            Storage::from_config(&StorageConfig::default(), &self.data()).unwrap()
+        });
+        Arc::new(Engine::new(self.data(), cfg, 200, storage))
+    }
+}
+
+fn filters(org: &str, from: &str) -> Filters {
+    FilterInput {
+        organization: Some(org.into()),
+        from: Some(from.into()),
+        to: Some("2026-01-31".into()),
+        ..Default::default()
+    }
+    .validate(&Limits::default())
+    .unwrap()
+}
+
+fn new_job(requester: &str, f: Filters) -> NewJob {
+    NewJob {
+        requester: requester.into(),
+        filters: f,
+        format: Format::Csv,
+        csv: CsvOptions::default(),
+        compress: Compress::Never,
+        max_attempts: 3,
+        estimated_count: None,
+        schedule_id: None,
+        fire_time: None,
+        recipients: vec![],
+        restart: false,
+    }
+}
+
+fn fast() -> JobsConfig {
+    JobsConfig {
+        poll_interval_ms: 20,
+        retry_base_ms: 20,
+        lease_secs: 5,
+        ..JobsConfig::default()
+    }
+}
+
+/// Runs the engine until `done` holds for the database, or panics.
+async fn run_until(
+    engine: Arc<Engine>,
+    data: std::path::PathBuf,
+    done: impl Fn(&rusqlite::Connection) -> bool,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(audit_export::jobs::scheduler::run(engine, rx));
+    let conn = audit_export::db::open_data_dir(&data).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !done(&conn) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for jobs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tx.send(true).unwrap();
+    task.await.unwrap();
+}
+
+fn state(conn: &rusqlite::Connection, id: &str) -> JobState {
+    store::get(conn, id).unwrap().state
+}
+
+#[test]
+fn a_stale_worker_is_fenced_out() {
+    let fx = Fixture::new();
+    let mut conn = fx.conn();
+    let now = now_ms();
+    let job = store::create(
+        &mut conn,
+        &new_job("u1", filters("acme", "2025-07-01")),
+        3,
+        now,
+    )
+    .unwrap();
+    let id = job.job().id.clone();
+    // Worker A claims with a 10 ms lease; it lapses; worker B takes over.
+    let (_, a) = store::claim(&mut conn, "A", 1, 10, now)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert!(
+        store::claim(&mut conn, "B", 1, 60_000, now + 5)
+            .unwrap()
+            .is_empty(),
+        "lease still held"
+    );
+    let (_, b) = store::claim(&mut conn, "B", 1, 60_000, now + 20)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_ne!(a.token, b.token);
+    let before = store::get(&conn, &id).unwrap();
+    let cp = Checkpoint {
+        cursor: None,
+        exported_count: 99,
+        spool_bytes: 999,
+    };
+    assert!(matches!(
+        store::checkpoint(&conn, &a, &cp, 60_000, now + 30),
+        Err(JobError::LeaseLost(_))
+    ));
+    assert!(matches!(
+        store::poll_flags(&conn, &a, 60_000, now + 30),
+        Err(JobError::LeaseLost(_))
+    ));
+    let r = store::apply(
+        &mut conn,
+        &id,
+        Fence::Lease(&a),
+        JobEvent::SpoolComplete,
+        Patch::default(),
+        now + 30,
+    );
+    assert!(matches!(r, Err(JobError::LeaseLost(_))));
+    assert!(matches!(
+        store::release(&conn, &a, now + 30),
+        Err(JobError::LeaseLost(_))
+    ));
+    assert_eq!(
+        store::get(&conn, &id).unwrap(),
+        before,
+        "the stale worker changed the job"
+    );
+    // The new owner can still write.
+    store::checkpoint(&conn, &b, &cp, 60_000, now + 40).unwrap();
+    assert_eq!(store::get(&conn, &id).unwrap().exported_count, 99);
+}
+
+#[test]
+fn duplicates_restart_and_the_per_requester_limit() {
+    let fx = Fixture::new();
+    let mut conn = fx.conn();
+    let now = now_ms();
+    let first = store::create(
+        &mut conn,
+        &new_job("u1", filters("acme", "2025-07-01")),
+        3,
+        now,
+    )
+    .unwrap();
+    let first = first.job().clone();
+    // Same filters spelled differently: a duplicate, carrying the first job.
+    let same = FilterInput {
+        organization: Some(" acme".into()),
+        from: Some("2025-07-01T00:00:00Z".into()),
+        to: Some("2026-01-31".into()),
+        ..Default::default()
+    }
+    .validate(&Limits::default())
+    .unwrap();
+    match store::create(&mut conn, &new_job("u1", same.clone()), 3, now + 1) {
+        Err(JobError::DuplicateExport { id, created_at, .. }) => {
+            assert_eq!(id, first.id);
+            assert_eq!(created_at, first.created_at);
+        }
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+    // Another requester, or another format, is not a duplicate.
+    store::create(&mut conn, &new_job("u2", same.clone()), 3, now + 2).unwrap();
+    let mut json = new_job("u1", same.clone());
+    json.format = Format::Json;
+    store::create(&mut conn, &json, 3, now + 3).unwrap();
+    // restart = true restarts the existing job instead.
+    let mut again = new_job("u1", same);
+    again.restart = true;
+    match store::create(&mut conn, &again, 3, now + 4).unwrap() {
+        CreateOutcome::Restarted(j) => {
+            assert_eq!(j.id, first.id);
+            assert!(j.restart_requested);
+        }
+        other => panic!("expected a restart, got {other:?}"),
+    }
+    // u1 has 2 in progress; a third is fine, a fourth is too many.
+    store::create(
+        &mut conn,
+        &new_job("u1", filters("globex", "2025-07-01")),
+        3,
+        now + 5,
+    )
+    .unwrap();
+    match store::create(
+        &mut conn,
+        &new_job("u1", filters("initech", "2025-07-01")),
+        3,
+        now + 6,
+    ) {
+        Err(JobError::TooManyExports { limit: 3 }) => {}
+        other => panic!("expected too many, got {other:?}"),
+    }
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM export_jobs WHERE requester = 'u1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 3);
+}
+
+#[test]
+fn the_limit_holds_under_concurrent_creates() {
+    let fx = Fixture::new();
+    let data = fx.data();
+    let orgs = ["acme", "globex", "initech"];
+    let froms = ["2025-07-01", "2025-08-01", "2025-09-01", "2025-10-01"];
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let data = data.clone();
+            std::thread::spawn(move || {
+                let mut conn = audit_export::db::open_data_dir(&data).unwrap();
+                let f = filters(orgs[i % 3], froms[i % 4]);
+                store::create(&mut conn, &new_job("racer", f), 3, now_ms()).is_ok()
+            })
+        })
+        .collect();
+    let ok = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|x| *x)
+        .count();
+    assert_eq!(ok, 3, "exactly the limit may be created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_restart_of_idle_and_running_jobs() {
+    let fx = Fixture::new();
+    let mut conn = fx.conn();
+    let now = now_ms();
+    let a = store::create(
+        &mut conn,
+        &new_job("u1", filters("acme", "2025-07-01")),
+        3,
+        now,
+    )
+    .unwrap()
+    .job()
+    .clone();
+    let b = store::create(
+        &mut conn,
+        &new_job("u1", filters("globex", "2025-07-01")),
+        3,
+        now,
+    )
+    .unwrap()
+    .job()
+    .clone();
+    // Idle job: cancel applies at once.
+    match store::request_cancel(&mut conn, &a.id, now).unwrap() {
+        Request::Applied(j) => {
+            assert_eq!(j.state, JobState::Failed);
+            assert_eq!(j.error_code.as_deref(), Some("cancelled"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store::request_cancel(&mut conn, &a.id, now),
+        Err(JobError::NotInProgress(_))
+    ));
+    // Running job: cancel is flagged and the worker honours it.
+    let (_, lease) = store::claim(&mut conn, "W", 1, 60_000, now)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(lease.job_id, b.id);
+    std::fs::create_dir_all(spool_dir(&fx.data(), &b.id)).unwrap();
+    assert!(matches!(
+        store::request_cancel(&mut conn, &b.id, now).unwrap(),
+        Request::Flagged(_)
+    ));
+    store::release(&conn, &lease, now).unwrap();
+    run_until(fx.engine(fast(), None), fx.data(), |c| {
+        state(c, &b.id) == JobState::Failed
+    })
+    .await;
+    let jb = store::get(&conn, &b.id).unwrap();
+    assert_eq!(jb.error_code.as_deref(), Some("cancelled"));
+    assert!(
+        !spool_dir(&fx.data(), &b.id).exists(),
+        "spool of a cancelled job removed"
+    );
+
+    // Restart: a job with a checkpoint starts over and completes with every row.
+    let c = store::create(
+        &mut conn,
+        &new_job("u1", filters("initech", "2025-07-01")),
+        3,
+        now,
+    )
+    .unwrap()
+    .job()
+    .clone();
+    let (_, lease) = store::claim(&mut conn, "W", 1, 60_000, now)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let cp = Checkpoint {
+        cursor: Some(audit_export::audit::query::Cursor {
+            occurred_at: 1,
+            id: 1,
+        }),
+        exported_count: 7,
+        spool_bytes: 70,
+    };
+    store::checkpoint(&conn, &lease, &cp, 60_000, now).unwrap();
+    store::release(&conn, &lease, now).unwrap();
+    assert!(matches!(
+        store::request_restart(&mut conn, &c.id, now).unwrap(),
+        Request::Applied(_)
+    ));
+    let jc = store::get(&conn, &c.id).unwrap();
+    assert_eq!(
+        (jc.checkpoint, jc.exported_count, jc.spool_bytes),
+        (None, 0, 0)
+    );
+    run_until(fx.engine(fast(), None), fx.data(), |cn| {
+        state(cn, &c.id) == JobState::Completed
+    })
+    .await;
+    assert_eq!(store::get(&conn, &c.id).unwrap().record_count, Some(500));
+}
+
+fn failing_storage(fx: &Fixture, failures: usize) -> (Storage, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let st = Storage::from_config(&StorageConfig::default(), &fx.data())
+        .unwrap()
+        .with_fault(Arc::new(move |_key: &str| {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            (n < failures).then(|| format!("injected failure #{}", n + 1))
+        }));
+    (st, calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_failing_twice_then_working_completes_on_attempt_3() {
+    let fx = Fixture::new();
+    let mut conn = fx.conn();
+    let id = store::create(
+        &mut conn,
+        &new_job("u1", filters("acme", "2025-07-01")),
+        3,
+        now_ms(),
+    )
+    .unwrap()
+    .job()
+    .id
+    .clone();
+    let (st, calls) = failing_storage(&fx, 2);
+    run_until(fx.engine(fast(), Some(st)), fx.data(), |c| {
+        state(c, &id) == JobState::Completed
+    })
+    .await;
+    let job = store::get(&conn, &id).unwrap();
+    assert_eq!(job.attempt, 3);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let f = job.file.unwrap();
+    let storage = Storage::from_config(&StorageConfig::default(), &fx.data()).unwrap();
+    let bytes = storage.read(&f.key).await.unwrap();
+    assert_eq!(bytes.len() as u64, f.size);
+    assert!(!spool_dir(&fx.data(), &id).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_always_failing_fails_after_3_attempts_and_cleans_the_spool() {
+    let fx = Fixture::new();
+    let mut conn = fx.conn();
+    let ids: Vec<String> = ["acme", "globex"]
+        .iter()
+        .map(|o| {
+            store::create(
+                &mut conn,
+                &new_job("u1", filters(o, "2025-07-01")),
+                3,
+                now_ms(),
+            )
+            .unwrap()
+            .job()
+            .id
+            .clone()
+        })
+        .collect();
+    let (st, _) = failing_storage(&fx, usize::MAX);
+    run_until(fx.engine(fast(), Some(st)), fx.data(), |c| {
+        ids.iter().all(|id| state(c, id) == JobState::Failed)
+    })
+    .await;
+    for id in &ids {
+        let job = store::get(&conn, id).unwrap();
+        assert_eq!(job.attempt, 3);
+        assert_eq!(job.error_code.as_deref(), Some("storage_error"));
+        assert!(job.error_message.unwrap().contains("injected failure"));
+        assert!(!spool_dir(&fx.data(), id).exists(), "spool leaked");
+        let hist = store::history(&conn, id).unwrap();
+        assert_eq!(hist.last().unwrap().1, "failed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_matching_rows_complete_with_no_file() {
+    let fx = Fixture::new();
+    let mut conn = fx.conn();
+    let id = store::create(
+        &mut conn,
+        &new_job("u1", filters("nobody", "2025-07-01")),
+        3,
+        now_ms(),
+    )
+    .unwrap()
+    .job()
+    .id
+    .clone();
+    run_until(fx.engine(fast(), None), fx.data(), |c| {
+        state(c, &id) == JobState::Completed
+    })
+    .await;
+    let job = store::get(&conn, &id).unwrap();
+    assert_eq!(job.record_count, Some(0));
+    assert!(job.file.is_none());
+    assert!(!spool_dir(&fx.data(), &id).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_cleanup_rule() {
+    let fx = Fixture::new();
+    let mut conn = fx.conn();
+    let cfg = JobsConfig::default();
+    let engine = fx.engine(cfg.clone(), None);
+    let t0 = now_ms();
+    let hour = 3_600_000i64;
+    // A completed job with a stored file.
+    let done = store::create(
+        &mut conn,
+        &new_job("u1", filters("acme", "2025-07-01")),
+        3,
+        t0,
+    )
+    .unwrap()
+    .job()
+    .id
+    .clone();
+    run_until(engine.clone(), fx.data(), |c| {
+        state(c, &done) == JobState::Completed
+    })
+    .await;
+    let key = store::get(&conn, &done).unwrap().file.unwrap().key;
+    assert!(engine.storage.exists(&key).await.unwrap());
+    // A stuck job (in progress), a failed job, and an orphan spool folder.
+    let stuck = store::create(
+        &mut conn,
+        &new_job("u2", filters("globex", "2025-07-01")),
+        3,
+        t0,
+    )
+    .unwrap()
+    .job()
+    .id
+    .clone();
+    std::fs::create_dir_all(spool_dir(&fx.data(), &stuck)).unwrap();
+    let failed = store::create(
+        &mut conn,
+        &new_job("u3", filters("initech", "2025-07-01")),
+        3,
+        t0,
+    )
+    .unwrap()
+    .job()
+    .id
+    .clone();
+    store::request_cancel(&mut conn, &failed, t0).unwrap();
+    std::fs::create_dir_all(spool_dir(&fx.data(), "01ORPHAN")).unwrap();
+
+    // Right away: only the orphan goes.
+    let c = cleanup_once(&engine, t0 + 1).await;
+    assert_eq!(
+        (
+            c.expired,
+            c.deleted_completed,
+            c.deleted_final,
+            c.orphan_spools,
+            c.errors
+        ),
+        (0, 0, 0, 1, 0)
+    );
+    assert!(
+        spool_dir(&fx.data(), &stuck).exists(),
+        "a live job's spool must stay"
+    );
+
+    // After 25 h: the stuck job expires, the completed one is deleted with its file.
+    let c = cleanup_once(&engine, t0 + 25 * hour).await;
+    assert_eq!(
+        (c.expired, c.deleted_completed, c.deleted_final, c.errors),
+        (1, 1, 0, 0)
+    );
+    let js = store::get(&conn, &stuck).unwrap();
+    assert_eq!(js.state, JobState::Expired);
+    assert_eq!(js.error_code.as_deref(), Some("expired"));
+    assert!(!spool_dir(&fx.data(), &stuck).exists());
+    assert!(matches!(
+        store::get(&conn, &done),
+        Err(JobError::NotFound(_))
+    ));
+    assert!(!engine.storage.exists(&key).await.unwrap());
+    assert!(store::history(&conn, &done).unwrap().is_empty());
+
+    // After 7 days (+ the expiry time): failed and expired jobs go.
+    let c = cleanup_once(&engine, t0 + 25 * hour + 7 * 24 * hour).await;
+    assert_eq!((c.deleted_final, c.errors), (2, 0));
+    assert!(matches!(
+        store::get(&conn, &failed),
+        Err(JobError::NotFound(_))
+    ));
+    assert!(matches!(
+        store::get(&conn, &stuck),
+        Err(JobError::NotFound(_))
+    ));
+}
+
+#[test]
+fn rescue_frees_expired_leases_only() {
+    let fx = Fixture::new();
+    let mut conn = fx.conn();
+    let now = now_ms();
+    for org in ["acme", "globex"] {
+        store::create(
+            &mut conn,
+            &new_job("u1", filters(org, "2025-07-01")),
+            3,
+            now,
+        )
+        .unwrap();
+    }
+    let claimed = store::claim(&mut conn, "dead", 1, 1_000, now).unwrap();
+    let claimed2 = store::claim(&mut conn, "alive", 1, 60_000, now).unwrap();
+    assert_eq!((claimed.len(), claimed2.len()), (1, 1));
+    assert_eq!(rescue_once(&conn, now + 500).unwrap(), 0);
+    assert_eq!(rescue_once(&conn, now + 2_000).unwrap(), 1);
+    let dead = store::get(&conn, &claimed[0].0.id).unwrap();
+    assert_eq!(dead.lease_token, None);
+    let alive = store::get(&conn, &claimed2[0].0.id).unwrap();
+    assert!(alive.lease_token.is_some());
+}
