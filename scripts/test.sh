@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it. Installs what the tests need when it
-# is missing (sqlite3 for independent checks; later: SMTP/S3 test servers),
+# is missing (sqlite3 for independent checks, moto_server as a real S3),
 # then runs formatting, lints and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   else
     echo "test.sh: please install: ${need_apt[*]}" >&2
   fi
+fi
+
+# Real S3-compatible server for the storage tests (moto, from PyPI).
+if ! command -v moto_server >/dev/null || ! python3 -c 'import moto.server, flask' 2>/dev/null; then
+  python3 -m pip install --quiet 'moto[server]'
 fi
 
 cargo fmt --all -- --check

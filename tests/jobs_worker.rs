@@ -92,11 +92,37 @@ fn sigkill_at_random_moments_still_yields_the_same_bytes() {
         std::fs::read(reference.data_dir().join("exports").join(ref_key.unwrap())).unwrap();
     assert_eq!(ref_count, Some(200_000));
 
+    // Phase lengths of the uninterrupted run set the kill windows, so kills
+    // land inside each phase whatever this machine's speed.
+    let (started, upload_at, done_at): (i64, i64, i64) = reference
+        .db()
+        .query_row(
+            "SELECT j.started_at, \
+                    (SELECT at FROM export_job_transitions WHERE job_id = j.id AND to_state = 'uploading'), \
+                    (SELECT at FROM export_job_transitions WHERE job_id = j.id AND to_state = 'completed') \
+             FROM export_jobs j WHERE j.id = ?",
+            [&id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let export_ms = (upload_at - started).max(1) as u64;
+    let upload_ms = (done_at - upload_at).max(1) as u64;
+    eprintln!("reference: exporting {export_ms} ms, uploading {upload_ms} ms");
+
     // The crash run: kill -9 while exporting, then while uploading.
-    let mut rng = Rng(0x5eed_1234);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill-delay seed {seed:#x}");
+    let mut rng = Rng(seed);
     let (mut in_export, mut in_upload) = (0, 0);
     let mut progress_seen = Vec::new();
-    while in_export + in_upload < 24 {
+    for _ in 0..100 {
+        if in_upload >= 8 && in_export + in_upload >= 22 {
+            break;
+        }
         let (state, ..) = job_row(&env, &id);
         if state == "completed" {
             break;
@@ -107,11 +133,13 @@ fn sigkill_at_random_moments_still_yields_the_same_bytes() {
             wait_claimed(&env, &id, w.id(), 30),
             "worker never claimed the job"
         );
-        let uploading_phase = state == "uploading";
-        let delay = if uploading_phase {
-            5 + rng.below(250)
+        // Exporting: long enough for a checkpoint (every 100 ms) now and
+        // then, so the job advances; uploading: within the upload's length
+        // (it restarts from the spool each time).
+        let delay = if state == "uploading" {
+            rng.below(upload_ms * 7 / 10 + 1)
         } else {
-            20 + rng.below(200)
+            60 + rng.below(export_ms / 6 + 1)
         };
         std::thread::sleep(Duration::from_millis(delay));
         let (state_at_kill, _, _, exported) = job_row(&env, &id);
@@ -123,10 +151,6 @@ fn sigkill_at_random_moments_still_yields_the_same_bytes() {
             _ => {}
         }
         progress_seen.push(exported);
-        // Stop killing uploads once enough have been hit, so it can finish.
-        if in_upload >= 8 && in_export + in_upload >= 20 {
-            break;
-        }
     }
     assert!(
         in_export >= 5,

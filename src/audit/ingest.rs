@@ -451,7 +451,7 @@ fn header_index(headers: &csv::StringRecord) -> Result<[usize; 17], IngestError>
 
 /// The outcome of checking one parsed event against the database.
 enum Checked {
-    New(NewEvent),
+    New(Box<NewEvent>),
     Unchanged,
 }
 
@@ -467,7 +467,7 @@ impl Checker {
         ev: NewEvent,
     ) -> Result<Result<Checked, FieldError>, rusqlite::Error> {
         let Some(id) = ev.id else {
-            return Ok(Ok(Checked::New(ev)));
+            return Ok(Ok(Checked::New(Box::new(ev))));
         };
         if !self.seen_ids.insert(id) {
             return Ok(Err(FieldError::new(
@@ -476,7 +476,7 @@ impl Checker {
             )));
         }
         match load(conn, id)? {
-            None => Ok(Ok(Checked::New(ev))),
+            None => Ok(Ok(Checked::New(Box::new(ev)))),
             Some(existing) if existing == ev => Ok(Ok(Checked::Unchanged)),
             Some(_) => Ok(Err(FieldError::new(
                 "id",
@@ -599,7 +599,7 @@ pub fn ingest_file(
     for_each_event(path, opts.format, |_, parsed| {
         let Ok(ev) = parsed else { return Ok(()) };
         match checker.check(conn, ev)? {
-            Ok(Checked::New(ev)) => batch.push(ev),
+            Ok(Checked::New(ev)) => batch.push(*ev),
             Ok(Checked::Unchanged) => unchanged += 1,
             Err(_) => {}
         }

@@ -91,7 +91,7 @@ pub enum Command {
     /// Ingest audit events from a JSONL or raw-layout CSV file.
     Ingest(ingest::IngestArgs),
     /// Export events matching filters as CSV, JSON or JSONL.
-    Export(export::ExportArgs),
+    Export(Box<export::ExportArgs>),
     /// Generate deterministic synthetic events (benchmarks).
     Seed(seed::SeedArgs),
     /// Run the job engine (scheduler loop and crons) until SIGINT/SIGTERM.

@@ -12,7 +12,12 @@ use crate::jobs::scheduler::Engine;
 use crate::storage::Storage;
 
 #[derive(Debug, Args)]
-pub struct WorkerArgs {}
+pub struct WorkerArgs {
+    /// Exit once no job is in progress (batch use: run what is queued, then
+    /// stop) instead of waiting for SIGINT/SIGTERM.
+    #[arg(long)]
+    drain: bool,
+}
 
 /// Builds the engine from the configuration.
 pub fn engine(cli: &Cli, cfg: &Config) -> Result<Engine, CliError> {
@@ -27,7 +32,7 @@ pub fn engine(cli: &Cli, cfg: &Config) -> Result<Engine, CliError> {
     ))
 }
 
-pub fn run(cli: &Cli, cfg: &Config, _a: &WorkerArgs) -> Result<(), CliError> {
+pub fn run(cli: &Cli, cfg: &Config, a: &WorkerArgs) -> Result<(), CliError> {
     let engine = Arc::new(engine(cli, cfg)?);
     // Validate schedules before starting anything.
     for s in [&cfg.jobs.cleanup_schedule, &cfg.jobs.rescue_schedule] {
@@ -48,7 +53,14 @@ pub fn run(cli: &Cli, cfg: &Config, _a: &WorkerArgs) -> Result<(), CliError> {
         );
         let loop_task = tokio::spawn(crate::jobs::scheduler::run(engine.clone(), rx.clone()));
         let cron_task = tokio::spawn(crate::jobs::crons::run(engine.clone(), rx));
-        wait_for_signal().await;
+        if a.drain {
+            tokio::select! {
+                _ = wait_for_signal() => {}
+                _ = drained(&engine) => {}
+            }
+        } else {
+            wait_for_signal().await;
+        }
         eprintln!("worker stopping: finishing the current page and releasing leases");
         let _ = tx.send(true);
         let _ = loop_task.await;
@@ -56,6 +68,27 @@ pub fn run(cli: &Cli, cfg: &Config, _a: &WorkerArgs) -> Result<(), CliError> {
         eprintln!("worker stopped");
     });
     Ok(())
+}
+
+/// Resolves once no job is in progress any more.
+async fn drained(engine: &Engine) {
+    let path = crate::db::db_path(&engine.data_dir);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let p = path.clone();
+        let left = tokio::task::spawn_blocking(move || -> Result<i64, crate::db::DbError> {
+            let conn = crate::db::connect(&p)?;
+            Ok(conn.query_row(
+                "SELECT count(*) FROM export_jobs WHERE state IN ('exporting', 'uploading')",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await;
+        if matches!(left, Ok(Ok(0))) {
+            return;
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
