@@ -17,7 +17,9 @@ fi
 
 # Real S3-compatible server for the storage tests (moto, from PyPI).
 if ! command -v moto_server >/dev/null || ! python3 -c 'import moto.server, flask' 2>/dev/null; then
-  python3 -m pip install --quiet 'moto[server]'
+  python3 -m pip install --quiet 'moto[server]' 2>/dev/null \
+    || python3 -m pip install --quiet --user --break-system-packages 'moto[server]'
+  export PATH="$HOME/.local/bin:$PATH"
 fi
 
 cargo fmt --all -- --check

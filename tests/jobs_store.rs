@@ -588,3 +588,61 @@ fn rescue_frees_expired_leases_only() {
     let alive = store::get(&conn, &claimed2[0].0.id).unwrap();
     assert!(alive.lease_token.is_some());
 }
+
+#[test]
+fn a_stale_worker_cannot_touch_the_new_owners_spool() {
+    use audit_export::jobs::steps::export::{ExportOutcome, ExportStep};
+    use audit_export::jobs::steps::StepError;
+    let fx = Fixture::new();
+    let mut conn = fx.conn();
+    let now = now_ms();
+    let id = store::create(
+        &mut conn,
+        &new_job("u1", filters("acme", "2025-07-01")),
+        3,
+        now,
+    )
+    .unwrap()
+    .job()
+    .id
+    .clone();
+    let (_, a) = store::claim(&mut conn, "A", 1, 1, now)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let (job_b, b) = store::claim(&mut conn, "B", 1, 60_000, now + 5)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let cfg = JobsConfig::default();
+    let step = ExportStep {
+        conn: &conn,
+        data_dir: &fx.data(),
+        cfg: &cfg,
+        batch: 100,
+        shutdown: &stop,
+    };
+    // B finishes its spool; then stale A tries to run the step.
+    assert!(matches!(
+        step.run(&job_b, &b).unwrap(),
+        ExportOutcome::SpoolComplete { records: 1100, .. }
+    ));
+    let spool = audit_export::jobs::steps::export::spool_file(&fx.data(), &job_b);
+    let before = std::fs::read(&spool).unwrap();
+    let job_a = store::get(&conn, &id).unwrap();
+    assert!(matches!(
+        step.run(&job_a, &a),
+        Err(StepError::Job(JobError::LeaseLost(_)))
+    ));
+    assert_eq!(
+        std::fs::read(&spool).unwrap(),
+        before,
+        "the stale worker changed the spool"
+    );
+    let names: Vec<_> = std::fs::read_dir(spool_dir(&fx.data(), &id))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+}

@@ -103,7 +103,7 @@ async fn jobs_upload_to_s3_and_read_back() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
     std::fs::write(&big, &data).unwrap();
-    let put = storage.put_file("t/big.bin", &big).await.unwrap();
+    let put = storage.put_file("t/big.bin", &big, u64::MAX).await.unwrap();
     assert_eq!(put.size, data.len() as u64);
     assert!(storage.read("t/big.bin").await.unwrap() == data);
 

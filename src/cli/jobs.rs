@@ -78,10 +78,9 @@ pub fn run(cli: &Cli, _cfg: &Config, a: &JobsArgs) -> Result<(), CliError> {
             ),
         },
         JobsCommand::Restart { id } => match store::request_restart(&mut conn, id, now_ms())? {
-            Request::Applied(j) => {
-                let _ = remove_spool(&cli.data_dir, &j.id);
-                println!("{}: restarted from scratch", j.id);
-            }
+            // The spool stays: the next export step clears it itself (a
+            // worker may claim the job at any moment now).
+            Request::Applied(j) => println!("{}: restarted from scratch", j.id),
             Request::Flagged(j) => println!(
                 "{}: restart requested; the worker restarts it at its next batch",
                 j.id

@@ -194,8 +194,11 @@ async fn honour(
         (JobEvent::Restart, Patch::default())
     };
     let out = apply(conn, &job.id, lease, event, patch).await?;
-    let _ = remove_spool(&engine.data_dir, &job.id);
-    if !cancel {
+    if cancel {
+        let _ = remove_spool(&engine.data_dir, &job.id);
+    } else {
+        // Restart keeps the folder: the job is claimable again already, and
+        // its next export step clears the spool itself (no checkpoint).
         engine.wake.notify_one();
     }
     Ok(out.job.state)
@@ -251,6 +254,11 @@ async fn drive(engine: &Arc<Engine>, mut job: Job, lease: &Lease) -> Result<JobS
     }
     if engine.stopping.load(Ordering::SeqCst) {
         return release(&conn, lease, job.state).await;
+    }
+    let (l, ms) = (lease.clone(), engine.lease_ms());
+    let flags = blocking(&conn, move |c| store::poll_flags(c, &l, ms, now_ms())).await?;
+    if flags.cancel || flags.restart {
+        return honour(engine, &conn, &job, lease, flags.cancel).await;
     }
     // Uploading: keep the lease alive (and watch for cancel) while storing.
     let heartbeat = heartbeat(engine, &conn, lease);
@@ -309,6 +317,10 @@ async fn fail(
     let (retryable, code, message) = match err {
         StepError::Job(JobError::LeaseLost(id)) => return Err(JobError::LeaseLost(id)),
         StepError::Job(e) => (true, "internal_error", e.to_string()),
+        StepError::SpoolLost => {
+            tracing::warn!(job_id = %job.id, "finished spool missing; exporting again");
+            return honour(engine, conn, job, lease, false).await;
+        }
         StepError::Fatal { code, message } => (false, code, message),
         StepError::Retryable { code, message } => (true, code, message),
     };

@@ -135,13 +135,19 @@ impl Storage {
         self
     }
 
-    /// Streams the file at `path` to `key`, returning its size and SHA-256.
-    /// A failed write is aborted, so no partial object is left behind.
-    pub async fn put_file(&self, key: &str, path: &Path) -> Result<PutResult, StorageError> {
+    /// Streams the first `limit` bytes of the file at `path` to `key`,
+    /// returning size and SHA-256. A failed write is aborted, so no partial
+    /// object is left behind.
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &Path,
+        limit: u64,
+    ) -> Result<PutResult, StorageError> {
         if let Some(msg) = self.fault.as_ref().and_then(|f| f(key)) {
             return Err(StorageError::Injected(msg));
         }
-        let mut file = tokio::fs::File::open(path).await?;
+        let mut file = tokio::fs::File::open(path).await?.take(limit);
         let mut writer = self.op.writer_with(key).chunk(CHUNK).await?;
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         let mut size = 0u64;
@@ -229,7 +235,10 @@ mod tests {
         let src = dir.path().join("src.bin");
         let data: Vec<u8> = (0..(CHUNK * 2 + 123)).map(|i| (i % 251) as u8).collect();
         std::fs::write(&src, &data).unwrap();
-        let put = st.put_file("org/job/file.csv", &src).await.unwrap();
+        let put = st
+            .put_file("org/job/file.csv", &src, u64::MAX)
+            .await
+            .unwrap();
         assert_eq!(put.size, data.len() as u64);
         let digest = ring::digest::digest(&ring::digest::SHA256, &data);
         assert_eq!(put.sha256, crate::filters::hex(digest.as_ref()));

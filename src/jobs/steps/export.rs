@@ -1,6 +1,11 @@
 //! The exporting step: keyset pages → encoder → spool file, checkpointed.
 //!
-//! The spool is `<data-dir>/spool/<job-id>/export.<ext>`. A checkpoint
+//! Each lease writes its own spool file, `<data-dir>/spool/<job-id>/
+//! part-<lease-token>.<ext>`; a new owner copies the checkpointed prefix of
+//! the previous file into its own and unlinks the rest, so a stale worker
+//! that lost its lease can only ever write into an orphaned file. Every
+//! write is preceded by a fenced check of the lease. The finished spool is
+//! renamed to `export.<ext>` for the upload step. A checkpoint
 //! records (last row, records written, spool length) only after the spool
 //! has been fsynced up to that length, so it never claims more than is
 //! durable. On resume the spool is truncated to the checkpointed length and
@@ -10,7 +15,7 @@
 //! fsyncs cost little against the export itself.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -50,9 +55,48 @@ pub struct ExportStep<'a> {
     pub shutdown: &'a AtomicBool,
 }
 
-/// Path of a job's spool file.
+/// Path of a job's finished spool file (what the upload step reads).
 pub fn spool_file(data_dir: &std::path::Path, job: &Job) -> PathBuf {
     spool_dir(data_dir, &job.id).join(format!("export.{}", job.format.extension()))
+}
+
+/// Prepares this lease's own spool file: with a checkpoint, a copy of the
+/// checkpointed prefix of a previous file (any file at least that long
+/// holds it: no byte below a recorded checkpoint is ever rewritten);
+/// without one, empty. Every other file is removed. Returns the file and
+/// whether the checkpoint could be honoured.
+fn own_spool(
+    dir: &std::path::Path,
+    own: &std::path::Path,
+    need: Option<u64>,
+) -> std::io::Result<(File, bool)> {
+    std::fs::create_dir_all(dir)?;
+    let others: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p != own && p.is_file())
+        .collect();
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(own)?;
+    let mut resumed = false;
+    if let Some(need) = need {
+        let source = others
+            .iter()
+            .find(|p| std::fs::metadata(p).is_ok_and(|m| m.len() >= need));
+        if let Some(src) = source {
+            let mut input = File::open(src)?.take(need);
+            std::io::copy(&mut input, &mut file)?;
+            file.sync_data()?;
+            resumed = true;
+        }
+    }
+    for p in others {
+        std::fs::remove_file(&p)?;
+    }
+    Ok((file, resumed))
 }
 
 /// Stored filters are re-read without the range limit: they were validated
@@ -76,28 +120,24 @@ impl ExportStep<'_> {
         let filters = job_filters(job)?;
         let encoder = Encoder::new(job.format, job.csv);
         let lease_ms = (self.cfg.lease_secs * 1000) as i64;
-        let path = spool_file(self.data_dir, job);
-        std::fs::create_dir_all(path.parent().expect("spool file has a folder"))?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
-
-        let mut buf = Vec::with_capacity(1 << 20);
-        let mut records = job.exported_count;
-        let on_disk = file.metadata()?.len();
+        // Fenced before touching the folder: setting up our spool removes
+        // every other file in it.
+        store::poll_flags(self.conn, lease, lease_ms, now_ms())?;
+        let dir = spool_dir(self.data_dir, &job.id);
+        let own = dir.join(format!("part-{}.{}", lease.token, job.format.extension()));
+        let need = job.checkpoint.map(|_| job.spool_bytes);
+        let (mut file, resumed) = own_spool(&dir, &own, need)?;
         let mut checkpoint = job.checkpoint;
-        if checkpoint.is_some() && on_disk < job.spool_bytes {
-            // The spool lost data the checkpoint says was durable (a disk
-            // problem, or the folder was removed): start over rather than
-            // pad the file.
-            tracing::warn!(job_id = %job.id, on_disk, checkpointed = job.spool_bytes, "spool shorter than checkpoint; restarting export");
+        if checkpoint.is_some() && !resumed {
+            // No spool holds the bytes the checkpoint says are durable (a
+            // disk problem, or the folder was removed): start over rather
+            // than pad the file.
+            tracing::warn!(job_id = %job.id, "no spool holds the checkpointed bytes; restarting the export");
             checkpoint = None;
         }
+        let mut buf = Vec::with_capacity(1 << 20);
+        let mut records = job.exported_count;
         let mut len = match checkpoint {
-            // Resume: drop whatever was written after the checkpoint.
             Some(_) => job.spool_bytes,
             None => {
                 records = 0;
@@ -121,30 +161,21 @@ impl ExportStep<'_> {
             if n == 0 {
                 break;
             }
-            file.write_all(&buf)?;
-            len += buf.len() as u64;
-            buf.clear();
-
-            let due =
-                len - durable_len >= self.cfg.checkpoint_bytes || last_cp.elapsed() >= interval;
-            let flags = if due {
-                file.sync_data()?;
-                durable_len = len;
-                last_cp = Instant::now();
-                let cp = Checkpoint {
-                    cursor: scan.cursor(),
-                    exported_count: records,
-                    spool_bytes: len,
-                };
-                store::checkpoint(self.conn, lease, &cp, lease_ms, now_ms())?
-            } else {
-                store::poll_flags(self.conn, lease, lease_ms, now_ms())?
-            };
+            // A fenced check (and lease renewal) before touching the file.
+            let flags = store::poll_flags(self.conn, lease, lease_ms, now_ms())?;
             if flags.cancel {
                 return Ok(ExportOutcome::CancelRequested);
             }
             if flags.restart {
                 return Ok(ExportOutcome::RestartRequested);
+            }
+            file.write_all(&buf)?;
+            len += buf.len() as u64;
+            buf.clear();
+            if len - durable_len >= self.cfg.checkpoint_bytes || last_cp.elapsed() >= interval {
+                sync_and_checkpoint(self.conn, &file, lease, &scan, records, len, lease_ms)?;
+                durable_len = len;
+                last_cp = Instant::now();
             }
             if self.shutdown.load(Ordering::Relaxed) {
                 if durable_len < len {
@@ -152,6 +183,14 @@ impl ExportStep<'_> {
                 }
                 return Ok(ExportOutcome::Interrupted);
             }
+        }
+        // Fenced once more: a worker that lost its lease must not publish.
+        let flags = store::poll_flags(self.conn, lease, lease_ms, now_ms())?;
+        if flags.cancel {
+            return Ok(ExportOutcome::CancelRequested);
+        }
+        if flags.restart {
+            return Ok(ExportOutcome::RestartRequested);
         }
         if records == 0 {
             drop(file);
@@ -162,6 +201,8 @@ impl ExportStep<'_> {
         file.write_all(&buf)?;
         len += buf.len() as u64;
         file.sync_data()?;
+        drop(file);
+        std::fs::rename(&own, spool_file(self.data_dir, job))?;
         Ok(ExportOutcome::SpoolComplete {
             records,
             bytes: len,

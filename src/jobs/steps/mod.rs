@@ -17,6 +17,9 @@ pub enum StepError {
     /// Can never succeed (e.g. stored filters no longer valid).
     #[error("{code}: {message}")]
     Fatal { code: &'static str, message: String },
+    /// The finished spool is gone (uploading cannot go on): export again.
+    #[error("the finished spool file is missing; the export starts over")]
+    SpoolLost,
     /// May succeed later (I/O, storage, a busy database).
     #[error("{code}: {message}")]
     Retryable { code: &'static str, message: String },

@@ -3,7 +3,8 @@
 //!
 //! Re-running the step after a crash rebuilds the same zip from the same
 //! spool and overwrites the same key, so the stored bytes do not depend on
-//! how often it was interrupted. An upload failure aborts the write and
+//! how often it was interrupted. A missing spool sends the job back to
+//! exporting. An upload failure aborts the write and
 //! returns; the spool stays for the retry (the scheduler removes it when the
 //! job reaches a final state), so nothing can block or leak.
 
@@ -53,7 +54,12 @@ pub async fn run(
     storage: &Storage,
 ) -> Result<StoredFile, StepError> {
     let spool = spool_file(data_dir, job);
-    let bytes = tokio::fs::metadata(&spool).await?.len();
+    // Exactly the recorded length is stored, whatever else is on disk.
+    let bytes = job.spool_bytes;
+    match tokio::fs::metadata(&spool).await {
+        Ok(m) if m.len() >= bytes => {}
+        _ => return Err(StepError::SpoolLost),
+    }
     let compressed = should_compress(job.compress, bytes, cfg.compress_threshold_bytes);
     let name = file_name(job, compressed)?;
     let key = format!(
@@ -70,14 +76,15 @@ pub async fn run(
             file_name(job, false)?,
             job.created_at,
         );
-        tokio::task::spawn_blocking(move || zip_file(&src, &dst, &entry, mtime))
+        tokio::task::spawn_blocking(move || zip_file(&src, bytes, &dst, &entry, mtime))
             .await
             .map_err(|e| StepError::retryable("zip_failed", e))??;
         zipped
     } else {
         spool
     };
-    let put = storage.put_file(&key, &source).await?;
+    let limit = if compressed { u64::MAX } else { bytes };
+    let put = storage.put_file(&key, &source, limit).await?;
     Ok(StoredFile {
         key,
         name,

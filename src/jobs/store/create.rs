@@ -1,7 +1,7 @@
 //! Creating a job: duplicate detection, restart, and the per-requester
 //! limit, all in one `BEGIN IMMEDIATE` transaction.
 
-use rusqlite::{params, Connection, ErrorCode};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
 use super::{get, record_transition, Job};
 use crate::filters::Filters;
@@ -126,7 +126,7 @@ pub fn create(
                     params![new.requester, hash, new.format.as_str(), new.schedule_id, new.fire_time],
                     |r| r.get(0),
                 )
-                .ok();
+                .optional()?;
             return match dup {
                 Some(id) => Err(duplicate(&get(&tx, &id)?)),
                 None => Err(JobError::Db(rusqlite::Error::SqliteFailure(e, None))),
