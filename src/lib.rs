@@ -13,6 +13,8 @@
 //! - [`jobs`]: durable background exports — state machine, store (leases,
 //!   checkpoints), steps (spool, zip + store), scheduler, crons.
 //! - [`storage`]: opendal operator (local disk or S3), deterministic zip.
+//! - [`users`]: users, roles and hashed API tokens.
+//! - [`http`]: the API (tiny_http), signed download links, metrics.
 //! - [`cli`]: the command line.
 
 pub mod audit;
@@ -22,6 +24,8 @@ pub mod db;
 pub mod export;
 pub mod filters;
 pub mod format;
+pub mod http;
 pub mod jobs;
 pub mod storage;
 pub mod time;
+pub mod users;

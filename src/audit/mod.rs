@@ -6,6 +6,7 @@
 pub mod event;
 pub mod ingest;
 pub mod query;
+pub mod record;
 pub mod seed;
 
 pub use event::{NewEvent, Record, COLUMNS};

@@ -10,6 +10,8 @@ mod ingest;
 mod jobs;
 mod progress;
 mod seed;
+mod serve;
+mod users;
 mod worker;
 
 use std::path::PathBuf;
@@ -98,6 +100,12 @@ pub enum Command {
     Worker(worker::WorkerArgs),
     /// List, show, cancel or restart export jobs.
     Jobs(jobs::JobsArgs),
+    /// Serve the HTTP API with the job engine until SIGINT/SIGTERM.
+    Serve(serve::ServeArgs),
+    /// Add or list users (API tokens are printed once).
+    Users(users::UsersArgs),
+    /// Issue or revoke API tokens.
+    Tokens(users::TokensArgs),
 }
 
 /// Parses the command line, runs it, and returns the process exit code.
@@ -112,6 +120,9 @@ pub fn main() -> ExitCode {
             Command::Seed(a) => seed::run(&cli, a),
             Command::Worker(a) => worker::run(&cli, &cfg, a),
             Command::Jobs(a) => jobs::run(&cli, &cfg, a),
+            Command::Serve(a) => serve::run(&cli, &cfg, a),
+            Command::Users(a) => users::users(&cli, a),
+            Command::Tokens(a) => users::tokens(&cli, a),
         });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -142,7 +153,7 @@ pub(crate) fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

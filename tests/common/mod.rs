@@ -2,6 +2,8 @@
 //! real binary, and an independent reader of the database.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

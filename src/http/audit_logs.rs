@@ -1,0 +1,194 @@
+//! `POST /api/v1/audit-logs` (admin: ingest a JSON array or JSONL body,
+//! all or nothing) and `GET /api/v1/audit-logs` (any role: the
+//! keyset-paginated view, with the export filters).
+
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::routes::{boxed, json, Ctx, Reply};
+use super::util::{header, read_body};
+use crate::audit::query::{Cursor, Scan};
+use crate::filters::FilterInput;
+use crate::format::{CsvOptions, Encoder, Format};
+use crate::users::Role;
+
+/// Most errors listed in one 422 answer.
+const MAX_ERRORS: usize = 100;
+
+pub fn ingest(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    let user = ctx.user()?;
+    if user.role != Role::Admin {
+        return Err(ApiError::forbidden("only admins may ingest audit events"));
+    }
+    let body = read_body(&mut ctx.req, ctx.state.cfg.http.max_body_bytes)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("invalid_body", "the body is not UTF-8"))?;
+    let trimmed = text.trim_start_matches('\u{feff}').trim();
+    if trimmed.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "a JSON array or JSONL body is required",
+        ));
+    }
+    // A JSON array, or one event object per line.
+    let values: Vec<Result<Value, String>> = if trimmed.starts_with('[') {
+        match serde_json::from_str::<Vec<Value>>(trimmed) {
+            Ok(v) => v.into_iter().map(Ok).collect(),
+            Err(e) => {
+                return Err(ApiError::bad_request(
+                    "invalid_json",
+                    format!("not a JSON array: {e}"),
+                ))
+            }
+        }
+    } else {
+        trimmed
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str::<Value>(l).map_err(|e| format!("not valid JSON: {e}")))
+            .collect()
+    };
+    if values.len() > 100_000 {
+        return Err(ApiError::new(
+            413,
+            "too_many_events",
+            "at most 100,000 events per request",
+        ));
+    }
+    let mut events = Vec::with_capacity(values.len());
+    let mut errors = Vec::new();
+    for (index, v) in values.into_iter().enumerate() {
+        let parsed = v
+            .map_err(|m| crate::audit::ingest::FieldError {
+                field: String::new(),
+                message: m,
+            })
+            .and_then(|mut v| {
+                // The organization comes from the token; naming another is an error.
+                if let Value::Object(m) = &mut v {
+                    match m.get("organization_id") {
+                        None | Some(Value::Null) => {
+                            m.insert("organization_id".into(), json!(user.organization_id));
+                        }
+                        Some(Value::String(o)) if *o == user.organization_id => {}
+                        Some(_) => {
+                            return Err(crate::audit::ingest::FieldError {
+                                field: "organization_id".into(),
+                                message: "must be your own organization (or left out)".into(),
+                            })
+                        }
+                    }
+                }
+                crate::audit::ingest::parse_event(&v)
+            });
+        match parsed {
+            Ok(e) => events.push(e),
+            Err(e) if errors.len() < MAX_ERRORS => {
+                errors.push(json!({"index": index, "field": e.field, "message": e.message}))
+            }
+            Err(_) => {}
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::new(
+            422,
+            "invalid_events",
+            "some events are invalid; nothing was ingested",
+        )
+        .with(json!({"errors": errors})));
+    }
+    // Explicit ids must not touch other organizations' events.
+    for (index, e) in events.iter().enumerate() {
+        if let Some(id) = e.id {
+            let exists: bool = ctx.conn.query_row(
+                "SELECT EXISTS(SELECT 1 FROM audit_logs WHERE id = ?)",
+                [id],
+                |r| r.get(0),
+            )?;
+            if exists {
+                return Err(ApiError::new(
+                    409,
+                    "id_exists",
+                    format!("event {index}: id {id} already exists"),
+                )
+                .with(json!({"index": index})));
+            }
+        }
+    }
+    let ids = crate::audit::ingest::insert_events(ctx.conn, &events)?;
+    Ok(json(201, &json!({"ingested": ids.len(), "ids": ids})))
+}
+
+pub fn view(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    let user = ctx.user()?;
+    let mut input = FilterInput {
+        organization: Some(user.organization_id.clone()),
+        ..Default::default()
+    };
+    let mut cursor = None;
+    let mut limit = 100usize;
+    for (k, v) in &ctx.query {
+        match k.as_str() {
+            "from" => input.from = Some(v.clone()),
+            "to" => input.to = Some(v.clone()),
+            "action" => input.actions.push(v.clone()),
+            "actor" => input.actors.push(v.clone()),
+            "stream" => input.streams.push(v.clone()),
+            "target_type" => input.target_type = Some(v.clone()),
+            "target_id" => input.target_id = Some(v.clone()),
+            "q" => input.q = Some(v.clone()),
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_request("invalid_limit", "limit must be 1..1000")
+                    })?
+            }
+            "cursor" => cursor = Some(parse_cursor(v)?),
+            other => {
+                return Err(ApiError::bad_request(
+                    "unknown_parameter",
+                    format!("unknown query parameter {other:?}"),
+                ))
+            }
+        }
+    }
+    let filters = input.validate(&ctx.state.cfg.limits())?;
+    let mut scan = Scan::new(&filters, limit).resume_after(cursor);
+    let enc = Encoder::new(Format::Json, CsvOptions::default());
+    let mut buf = Vec::new();
+    enc.header(&mut buf);
+    let mut n = 0u64;
+    scan.next_page::<rusqlite::Error>(ctx.conn, |r| {
+        enc.record(&mut buf, r, n);
+        n += 1;
+        Ok(())
+    })?;
+    enc.footer(&mut buf, n);
+    let next = (n as usize == limit)
+        .then(|| scan.cursor().map(|c| format!("{}_{}", c.occurred_at, c.id)))
+        .flatten();
+    let mut body = b"{\"data\":".to_vec();
+    body.extend_from_slice(buf.trim_ascii_end());
+    body.extend_from_slice(format!(",\"next_cursor\":{}}}", json!(next)).as_bytes());
+    Ok(boxed(
+        tiny_http::Response::from_data(body)
+            .with_header(header("Content-Type", "application/json")),
+    ))
+}
+
+fn parse_cursor(s: &str) -> Result<Cursor, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_cursor",
+            "cursor must be a next_cursor value from a previous page",
+        )
+    };
+    let (a, b) = s.split_once('_').ok_or_else(bad)?;
+    Ok(Cursor {
+        occurred_at: a.parse().map_err(|_| bad())?,
+        id: b.parse().map_err(|_| bad())?,
+    })
+}

@@ -1,0 +1,105 @@
+//! API errors: one type, mapped once from every layer's errors to an HTTP
+//! status and a stable JSON code: `{"error":{"code","message"}}`.
+
+use serde_json::{json, Value};
+
+use crate::filters::FilterError;
+use crate::jobs::JobError;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    /// Extra fields merged into the error object (e.g. the existing job).
+    pub extra: Option<Box<Value>>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            extra: None,
+        }
+    }
+    pub fn with(mut self, extra: Value) -> ApiError {
+        self.extra = Some(Box::new(extra));
+        self
+    }
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(400, code, message)
+    }
+    pub fn not_found() -> ApiError {
+        ApiError::new(404, "not_found", "no such resource")
+    }
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(403, "forbidden", message)
+    }
+    pub fn internal(e: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %e, "internal error answering a request");
+        ApiError::new(500, "internal_error", "internal error; see the server log")
+    }
+
+    pub fn body(&self) -> Value {
+        let mut err = json!({"code": self.code, "message": self.message});
+        if let (Some(extra), Value::Object(obj)) = (&self.extra, &mut err) {
+            let Value::Object(extra) = extra.as_ref() else {
+                return json!({ "error": err });
+            };
+            for (k, v) in extra {
+                obj.insert(k.clone(), v.clone());
+            }
+        }
+        json!({ "error": err })
+    }
+}
+
+impl From<FilterError> for ApiError {
+    fn from(e: FilterError) -> Self {
+        ApiError::bad_request(e.code.as_str(), e.message).with(json!({"field": e.code.field()}))
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> Self {
+        match &e {
+            JobError::DuplicateExport {
+                id,
+                created_at,
+                created_at_text,
+            } => ApiError::new(409, "duplicate_export", e.to_string()).with(
+                json!({"job_id": id, "created_at": created_at_text, "created_at_ms": created_at}),
+            ),
+            JobError::TooManyExports { limit } => {
+                ApiError::new(429, "too_many_exports", e.to_string()).with(json!({"limit": limit}))
+            }
+            JobError::NotFound(_) => ApiError::not_found(),
+            JobError::NotInProgress(_) => ApiError::new(409, "not_in_progress", e.to_string()),
+            _ => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(f, _) = &e {
+            if f.code == rusqlite::ErrorCode::DatabaseBusy
+                || f.code == rusqlite::ErrorCode::DatabaseLocked
+            {
+                return ApiError::new(503, "busy", "the database is busy; retry shortly");
+            }
+        }
+        ApiError::internal(e)
+    }
+}
+
+impl From<crate::users::UserError> for ApiError {
+    fn from(e: crate::users::UserError) -> Self {
+        match e {
+            crate::users::UserError::Db(e) => e.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `GET /api/v1/openapi.json`: OpenAPI 3.1 for every route in
+//! `routes::ROUTES` (a unit test keeps the two in step).
+
+use serde_json::{json, Value};
+
+fn err(desc: &str) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn ok(desc: &str, schema: Value) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": schema}}})
+}
+
+fn id_param() -> Value {
+    json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}])
+}
+
+pub fn document() -> Value {
+    let auth = json!([{"bearer": []}]);
+    let job = json!({"$ref": "#/components/schemas/Job"});
+    let common = |extra: Value| {
+        let mut r = json!({"401": err("missing or bad token"), "403": err("role not allowed")});
+        if let (Value::Object(m), Value::Object(e)) = (&mut r, extra) {
+            m.extend(e);
+        }
+        r
+    };
+    let view_params: Vec<Value> = ["from", "to", "action", "actor", "target_type", "target_id", "stream", "q", "cursor", "limit"]
+        .iter()
+        .map(|p| json!({"name": p, "in": "query", "required": matches!(*p, "from" | "to"), "schema": {"type": "string"}}))
+        .collect();
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "audit-export", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Durable export engine for audit logs. Errors are always {\"error\":{\"code\",\"message\"}}."},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object",
+                    "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+                "Filters": {"type": "object", "required": ["from", "to"], "additionalProperties": false, "properties": {
+                    "from": {"type": "string", "description": "YYYY-MM-DD or RFC 3339, UTC"},
+                    "to": {"type": "string", "description": "inclusive; a bare date includes the whole day"},
+                    "actors": {"type": "array", "items": {"type": "string"}},
+                    "actions": {"type": "array", "items": {"type": "string"}, "description": "exact, or prefix like user.*"},
+                    "target_type": {"type": "string"}, "target_id": {"type": "string"},
+                    "streams": {"type": "array", "items": {"type": "string"}}, "q": {"type": "string"},
+                    "organization": {"type": "string", "description": "optional; must be the token's organization"}}},
+                "ExportRequest": {"type": "object", "required": ["format", "filters"], "additionalProperties": false, "properties": {
+                    "format": {"enum": ["csv", "json", "jsonl"]}, "filters": {"$ref": "#/components/schemas/Filters"},
+                    "csv": {"type": "object", "properties": {"bom": {"type": "boolean"}, "formula_guard": {"type": "boolean"}}},
+                    "email_to": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                    "mode": {"enum": ["auto", "sync", "async"]}, "restart": {"type": "boolean"}}},
+                "Job": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "state": {"enum": ["exporting", "uploading", "completed", "failed", "expired"]},
+                    "format": {"type": "string"}, "filters": {"type": "object"},
+                    "progress": {"type": "object", "properties": {"exported": {"type": "integer"}, "estimated": {"type": ["integer", "null"]}}},
+                    "record_count": {"type": ["integer", "null"]}, "file": {"type": ["object", "null"]},
+                    "download_url": {"type": ["string", "null"]}, "expires_at": {"type": ["string", "null"]},
+                    "error": {"type": ["object", "null"]}}}
+            }
+        },
+        "paths": {
+            "/healthz": {"get": {"summary": "Liveness and database check", "responses": {"200": ok("ok", json!({"type": "object"}))}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text/plain metrics"}}}},
+            "/api/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": ok("OpenAPI 3.1", json!({"type": "object"}))}}},
+            "/api/v1/audit-logs": {
+                "post": {"summary": "Ingest events (admin): a JSON array or JSONL body", "security": auth,
+                    "responses": common(json!({"201": ok("ingested", json!({"type": "object"})), "400": err("bad body"),
+                        "409": err("an explicit id exists"), "413": err("body too large"), "422": err("invalid events; errors name index and field")}))},
+                "get": {"summary": "View events, keyset-paginated", "security": auth, "parameters": view_params,
+                    "responses": common(json!({"200": ok("a page", json!({"type": "object", "properties": {"data": {"type": "array"}, "next_cursor": {"type": ["string", "null"]}}})),
+                        "400": err("bad filters")}))}
+            },
+            "/api/v1/exports/estimate": {"post": {"summary": "Count matching rows and the mode auto would pick", "security": auth,
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"filters": {"$ref": "#/components/schemas/Filters"}}}}}},
+                "responses": common(json!({"200": ok("estimate", json!({"type": "object", "properties": {"record_count": {"type": "integer"}, "mode": {"enum": ["sync", "async"]}}})),
+                    "400": err("bad filters")}))}},
+            "/api/v1/exports": {
+                "post": {"summary": "Export: small ones streamed at once (200), large ones as a job (202)", "security": auth,
+                    "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExportRequest"}}}},
+                    "responses": common(json!({"200": {"description": "the file (sync), or {record_count: 0, warning: no_records}"},
+                        "202": ok("job created", job.clone()), "400": err("bad request"), "409": err("duplicate_export"),
+                        "413": err("body too large"), "422": err("unverified_recipient"), "429": err("too_many_exports")}))},
+                "get": {"summary": "Jobs: your own (admin: the organization's)", "security": auth,
+                    "responses": common(json!({"200": ok("jobs", json!({"type": "object", "properties": {"data": {"type": "array", "items": job.clone()}}}))}))}
+            },
+            "/api/v1/exports/{id}": {
+                "get": {"summary": "One job: state, progress, file, download_url", "security": auth, "parameters": id_param(),
+                    "responses": common(json!({"200": ok("the job", job.clone()), "404": err("no such job in your scope")}))},
+                "delete": {"summary": "Cancel a job", "security": auth, "parameters": id_param(),
+                    "responses": common(json!({"200": ok("cancelled or cancel requested", job.clone()), "404": err("not found"), "409": err("not in progress")}))}
+            },
+            "/api/v1/exports/{id}/restart": {"post": {"summary": "Restart a job from scratch", "security": auth, "parameters": id_param(),
+                "responses": common(json!({"202": ok("restarted or restart requested", job), "404": err("not found"), "409": err("not in progress")}))}},
+            "/download/{id}": {"get": {"summary": "Signed download link (no token needed)",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "expires", "in": "query", "required": true, "schema": {"type": "integer"}},
+                    {"name": "sig", "in": "query", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the file, with Content-Length"}, "403": err("bad or missing signature"),
+                    "410": err("link expired, or file pruned")}}}
+        }
+    })
+}

@@ -1,0 +1,252 @@
+//! The route table, authentication and dispatch.
+//!
+//! [`ROUTES`] is the single list of routes: the router only serves what is
+//! in it, and a test checks that the OpenAPI document describes each one.
+
+use std::time::Instant;
+
+use rusqlite::Connection;
+
+use super::error::ApiError;
+use super::util::json_response;
+use super::{audit_logs, download, exports, AppState};
+use crate::users::{self, User};
+
+/// (method, path template) of every route; `{id}` is a path parameter.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/api/v1/openapi.json"),
+    ("POST", "/api/v1/audit-logs"),
+    ("GET", "/api/v1/audit-logs"),
+    ("POST", "/api/v1/exports/estimate"),
+    ("POST", "/api/v1/exports"),
+    ("GET", "/api/v1/exports"),
+    ("GET", "/api/v1/exports/{id}"),
+    ("DELETE", "/api/v1/exports/{id}"),
+    ("POST", "/api/v1/exports/{id}/restart"),
+    ("GET", "/download/{id}"),
+];
+
+/// What a handler returns: a response of any body type, boxed.
+pub type Reply = tiny_http::Response<Box<dyn std::io::Read + Send>>;
+
+pub fn boxed<R: std::io::Read + Send + 'static>(r: tiny_http::Response<R>) -> Reply {
+    let status = r.status_code();
+    let headers = r.headers().to_vec();
+    let len = r.data_length();
+    tiny_http::Response::new(
+        status,
+        headers,
+        Box::new(r.into_reader()) as Box<dyn std::io::Read + Send>,
+        len,
+        None,
+    )
+}
+
+pub fn json(status: u16, v: &serde_json::Value) -> Reply {
+    boxed(json_response(status, v))
+}
+
+/// A request, as handlers see it.
+pub struct Ctx<'a> {
+    pub state: &'a AppState,
+    pub conn: &'a mut Connection,
+    pub req: tiny_http::Request,
+    pub query: Vec<(String, String)>,
+    pub id: Option<String>,
+    pub ip: Option<String>,
+}
+
+impl Ctx<'_> {
+    /// The caller, from `Authorization: Bearer <token>`; 401 otherwise.
+    pub fn user(&self) -> Result<User, ApiError> {
+        let header = self
+            .req
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Authorization"))
+            .map(|h| h.value.as_str().trim().to_string());
+        let Some(value) = header else {
+            return Err(ApiError::new(
+                401,
+                "unauthorized",
+                "an Authorization: Bearer <token> header is required",
+            ));
+        };
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::new(
+                    401,
+                    "unauthorized",
+                    "the Authorization header must be `Bearer <token>`",
+                )
+            })?;
+        users::authenticate(self.conn, token)?
+            .ok_or_else(|| ApiError::new(401, "unauthorized", "unknown or revoked token"))
+    }
+
+    /// The caller, who must be allowed to export.
+    pub fn exporter(&self) -> Result<User, ApiError> {
+        let u = self.user()?;
+        if !u.role.can_export() {
+            return Err(ApiError::forbidden(format!(
+                "role {} may view audit logs but not export them",
+                u.role
+            )));
+        }
+        Ok(u)
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Matches `path` against a template; returns the `{id}` segment if any.
+fn matches(template: &str, path: &str) -> Option<Option<String>> {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    if t.len() != p.len() {
+        return None;
+    }
+    let mut id = None;
+    for (ts, ps) in t.iter().zip(&p) {
+        if *ts == "{id}" {
+            if ps.is_empty() {
+                return None;
+            }
+            id = Some(ps.to_string());
+        } else if ts != ps {
+            return None;
+        }
+    }
+    Some(id)
+}
+
+/// Answers one request (never panics on input; every error is JSON).
+pub fn handle(state: &AppState, conn: &mut Connection, req: tiny_http::Request) {
+    let started = Instant::now();
+    let method = req.method().as_str().to_ascii_uppercase();
+    let url = req.url().to_string();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let path = path.to_string();
+    let ip = req.remote_addr().map(|a| a.ip().to_string());
+    let mut route = None;
+    let mut path_known = false;
+    for (m, t) in ROUTES {
+        if let Some(id) = matches(t, &path) {
+            path_known = true;
+            if *m == method {
+                route = Some((*t, id));
+                break;
+            }
+        }
+    }
+    let parsed_query = super::util::parse_query(query);
+    let (reply, req) = match (route, parsed_query) {
+        (None, _) => {
+            let err = if path_known {
+                ApiError::new(
+                    405,
+                    "method_not_allowed",
+                    format!("{method} is not allowed on {path}"),
+                )
+            } else {
+                ApiError::new(404, "not_found", format!("no route {path}"))
+            };
+            (json(err.status, &err.body()), req)
+        }
+        (Some(_), Err(e)) => (json(e.status, &e.body()), req),
+        (Some((template, id)), Ok(query)) => {
+            let mut ctx = Ctx {
+                state,
+                conn,
+                req,
+                query,
+                id,
+                ip,
+            };
+            let result = dispatch(&method, template, &mut ctx);
+            let reply = result.unwrap_or_else(|e| json(e.status, &e.body()));
+            (reply, ctx.req)
+        }
+    };
+    let status = reply.status_code().0;
+    state.metrics.request(status);
+    tracing::debug!(%method, %path, status, ms = started.elapsed().as_millis() as u64, "request");
+    if let Err(e) = req.respond(reply) {
+        tracing::debug!(error = %e, "client went away while we answered");
+    }
+}
+
+fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    match (method, template) {
+        ("GET", "/healthz") => {
+            ctx.conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(json(200, &serde_json::json!({"status": "ok"})))
+        }
+        ("GET", "/metrics") => super::metrics::render(ctx),
+        ("GET", "/api/v1/openapi.json") => Ok(json(200, &super::openapi::document())),
+        ("POST", "/api/v1/audit-logs") => audit_logs::ingest(ctx),
+        ("GET", "/api/v1/audit-logs") => audit_logs::view(ctx),
+        ("POST", "/api/v1/exports/estimate") => exports::estimate(ctx),
+        ("POST", "/api/v1/exports") => exports::create(ctx),
+        ("GET", "/api/v1/exports") => exports::list(ctx),
+        ("GET", "/api/v1/exports/{id}") => exports::show(ctx),
+        ("DELETE", "/api/v1/exports/{id}") => exports::cancel(ctx),
+        ("POST", "/api/v1/exports/{id}/restart") => exports::restart(ctx),
+        ("GET", "/download/{id}") => download::download(ctx),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_segments_exactly() {
+        assert_eq!(
+            matches("/api/v1/exports/{id}", "/api/v1/exports/ABC"),
+            Some(Some("ABC".into()))
+        );
+        assert_eq!(matches("/api/v1/exports/{id}", "/api/v1/exports/"), None);
+        assert_eq!(matches("/api/v1/exports/{id}", "/api/v1/exports/a/b"), None);
+        assert_eq!(matches("/healthz", "/healthz"), Some(None));
+        assert_eq!(matches("/healthz", "/healthz/"), None);
+    }
+
+    #[test]
+    fn every_route_is_in_the_openapi_document() {
+        let doc = super::super::openapi::document();
+        for (method, path) in ROUTES {
+            let op = &doc["paths"][*path][method.to_ascii_lowercase()];
+            assert!(
+                op.is_object(),
+                "{method} {path} is missing from openapi.json"
+            );
+            assert!(
+                op["responses"].is_object(),
+                "{method} {path} has no responses"
+            );
+        }
+        let documented: usize = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|p| p.as_object().unwrap().len())
+            .sum();
+        assert_eq!(
+            documented,
+            ROUTES.len(),
+            "openapi.json documents a route the server does not have"
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! Signed download links: HMAC-SHA256 over job id, file key and expiry with
+//! a server secret, compared in constant time. The secret is created at
+//! first start (32 random bytes, hex, mode 0600 in the data dir) unless the
+//! configuration sets one.
+
+use std::io::Write;
+use std::path::Path;
+
+use ring::hmac;
+
+/// The link-signing key.
+pub struct Signer {
+    key: hmac::Key,
+}
+
+fn message(job_id: &str, file_key: &str, expires: i64) -> String {
+    format!("{job_id}\n{file_key}\n{expires}")
+}
+
+impl Signer {
+    pub fn new(secret: &[u8]) -> Signer {
+        Signer {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+        }
+    }
+
+    /// Loads `<data-dir>/link-secret`, creating it (0600) on first start.
+    pub fn load_or_create(data_dir: &Path, configured: Option<&str>) -> std::io::Result<Signer> {
+        if let Some(s) = configured.filter(|s| !s.is_empty()) {
+            return Ok(Signer::new(s.as_bytes()));
+        }
+        let path = data_dir.join("link-secret");
+        match std::fs::read_to_string(&path) {
+            Ok(s) if s.trim().len() >= 32 => return Ok(Signer::new(s.trim().as_bytes())),
+            Ok(_) => {
+                return Err(std::io::Error::other(format!(
+                    "{} is too short; delete it to regenerate",
+                    path.display()
+                )))
+            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            Err(_) => {}
+        }
+        let mut b = [0u8; 32];
+        crate::jobs::random_bytes(&mut b);
+        let secret = crate::filters::hex(&b);
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                f.write_all(secret.as_bytes())?;
+                f.sync_all()?;
+                Ok(Signer::new(secret.as_bytes()))
+            }
+            // Another process created it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Signer::load_or_create(data_dir, None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn sign(&self, job_id: &str, file_key: &str, expires: i64) -> String {
+        crate::filters::hex(
+            hmac::sign(&self.key, message(job_id, file_key, expires).as_bytes()).as_ref(),
+        )
+    }
+
+    /// Constant-time check of a hex signature.
+    pub fn verify(&self, job_id: &str, file_key: &str, expires: i64, sig_hex: &str) -> bool {
+        let Some(sig) = unhex(sig_hex) else {
+            return false;
+        };
+        hmac::verify(
+            &self.key,
+            message(job_id, file_key, expires).as_bytes(),
+            &sig,
+        )
+        .is_ok()
+    }
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_changed_byte_breaks_the_signature() {
+        let s = Signer::new(b"0123456789abcdef0123456789abcdef");
+        let sig = s.sign("JOB1", "acme/JOB1/f.csv", 1_800_000_000);
+        assert!(s.verify("JOB1", "acme/JOB1/f.csv", 1_800_000_000, &sig));
+        assert!(!s.verify("JOB2", "acme/JOB1/f.csv", 1_800_000_000, &sig));
+        assert!(!s.verify("JOB1", "acme/JOB1/f.csv", 1_800_000_001, &sig));
+        let mut bad = sig.clone().into_bytes();
+        bad[5] = if bad[5] == b'0' { b'1' } else { b'0' };
+        assert!(!s.verify(
+            "JOB1",
+            "acme/JOB1/f.csv",
+            1_800_000_000,
+            std::str::from_utf8(&bad).unwrap()
+        ));
+        assert!(!s.verify("JOB1", "acme/JOB1/f.csv", 1_800_000_000, "zz"));
+        assert!(!Signer::new(b"another secret, another signature").verify(
+            "JOB1",
+            "acme/JOB1/f.csv",
+            1_800_000_000,
+            &sig
+        ));
+    }
+
+    #[test]
+    fn the_secret_is_created_once_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let a = Signer::load_or_create(dir.path(), None).unwrap();
+        let b = Signer::load_or_create(dir.path(), None).unwrap();
+        assert_eq!(a.sign("j", "k", 1), b.sign("j", "k", 1));
+        let mode = std::fs::metadata(dir.path().join("link-secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
