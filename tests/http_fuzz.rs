@@ -28,7 +28,17 @@ impl Rng {
 
 /// Values of the wrong type for any field.
 fn wrong_types() -> Vec<Value> {
-    vec![json!(null), json!(5), json!(-1.5), json!(true), json!([]), json!({}), json!([1, 2]), json!({"a": 1}), json!("")]
+    vec![
+        json!(null),
+        json!(5),
+        json!(-1.5),
+        json!(true),
+        json!([]),
+        json!({}),
+        json!([1, 2]),
+        json!({"a": 1}),
+        json!(""),
+    ]
 }
 
 fn valid_export() -> Value {
@@ -42,8 +52,24 @@ fn bad_export(rng: &mut Rng) -> Vec<u8> {
         0 => v["format"] = rng.pick(&wrong_types()).clone(),
         1 => v["format"] = json!(*rng.pick(&["xml", "CSV2", "pdf", "", "csv;", "jsonll"])),
         2 => v["filters"] = rng.pick(&wrong_types()[..6]).clone(),
-        3 => v["filters"]["from"] = json!(*rng.pick(&["2025-13-01", "yesterday", "2025/07/01", "", "2025-07-01T25:00:00Z", "99999-01-01"])),
-        4 => v["filters"]["to"] = json!(*rng.pick(&["2025-02-30", "tomorrow", "31.12.2025", "2025-12-31T00:00:00"])),
+        3 => {
+            v["filters"]["from"] = json!(*rng.pick(&[
+                "2025-13-01",
+                "yesterday",
+                "2025/07/01",
+                "",
+                "2025-07-01T25:00:00Z",
+                "99999-01-01"
+            ]))
+        }
+        4 => {
+            v["filters"]["to"] = json!(*rng.pick(&[
+                "2025-02-30",
+                "tomorrow",
+                "31.12.2025",
+                "2025-12-31T00:00:00"
+            ]))
+        }
         5 => {
             // Reversed or over-long ranges.
             v["filters"]["from"] = json!("2025-12-31");
@@ -53,9 +79,17 @@ fn bad_export(rng: &mut Rng) -> Vec<u8> {
             }
         }
         6 => v[*rng.pick(&["colour", "formats", "filter", "mode2", "emailTo"])] = json!(1),
-        7 => v["filters"][*rng.pick(&["actor", "action", "organisation", "stream", "target"])] = json!("x"),
+        7 => {
+            v["filters"][*rng.pick(&["actor", "action", "organisation", "stream", "target"])] =
+                json!("x")
+        }
         8 => v["mode"] = json!(*rng.pick(&["fast", "", "SYNC", "later"])),
-        9 => v["filters"]["actions"] = json!(*rng.pick(&["*", "us*er", ""])).as_str().map(|s| json!([s])).unwrap(),
+        9 => {
+            v["filters"]["actions"] = json!(*rng.pick(&["*", "us*er", ""]))
+                .as_str()
+                .map(|s| json!([s]))
+                .unwrap()
+        }
         10 => v["filters"]["target_id"] = json!("p_1"),
         _ => v["csv"] = json!({"bom": "yes"}),
     }
@@ -76,7 +110,10 @@ fn garbage(rng: &mut Rng, len: usize) -> Vec<u8> {
 fn ten_thousand_malformed_requests_get_4xx_with_codes() {
     let env = Env::new();
     env.ingest_fixtures();
-    let srv = env.serve(&[("AUDIT_EXPORT_HTTP_MAX_BODY_BYTES", "65536"), ("AUDIT_EXPORT_JOBS_MAX_PARALLEL_JOBS", "0")]);
+    let srv = env.serve(&[
+        ("AUDIT_EXPORT_HTTP_MAX_BODY_BYTES", "65536"),
+        ("AUDIT_EXPORT_JOBS_MAX_PARALLEL_JOBS", "0"),
+    ]);
     let admin = env.user("acme", "admin@acme.example", "admin");
     let viewer = env.user("acme", "viewer@acme.example", "viewer");
     let addr = srv.addr.clone();
@@ -178,7 +215,13 @@ fn ten_thousand_malformed_requests_get_4xx_with_codes() {
     eprintln!("{answered} answers by status and code: {all:?}");
     assert!(answered >= 10_000, "only {answered} requests were answered");
     // The server still serves a valid request.
-    let ok = req(&addr, "POST", "/api/v1/exports", Some(&admin), Some(valid_export().to_string().as_bytes()));
+    let ok = req(
+        &addr,
+        "POST",
+        "/api/v1/exports",
+        Some(&admin),
+        Some(valid_export().to_string().as_bytes()),
+    );
     assert_eq!(ok.status, 202, "{}", String::from_utf8_lossy(&ok.body));
     assert_eq!(req(&addr, "GET", "/healthz", None, None).status, 200);
 }
