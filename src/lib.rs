@@ -14,7 +14,8 @@
 //!   checkpoints), steps (spool, zip + store), scheduler, crons.
 //! - [`storage`]: opendal operator (local disk or S3), deterministic zip.
 //! - [`users`]: users, roles and hashed API tokens.
-//! - [`http`]: the API (tiny_http), signed download links, metrics.
+//! - [`links`]: signed download links (HMAC, constant-time check).
+//! - [`http`]: the API (tiny_http), downloads, metrics.
 //! - [`cli`]: the command line.
 
 pub mod audit;
@@ -26,6 +27,7 @@ pub mod filters;
 pub mod format;
 pub mod http;
 pub mod jobs;
+pub mod links;
 pub mod storage;
 pub mod time;
 pub mod users;

@@ -1,4 +1,5 @@
-//! Signed download links: HMAC-SHA256 over job id, file key and expiry with
+//! Signed download links (used by `http` to serve them and by `notify` to
+//! put them in e-mails): HMAC-SHA256 over job id, file key and expiry with
 //! a server secret, compared in constant time. The secret is created at
 //! first start (32 random bytes, hex, mode 0600 in the data dir) unless the
 //! configuration sets one.

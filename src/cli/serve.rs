@@ -8,7 +8,8 @@ use clap::Args;
 
 use super::{Cli, CliError};
 use crate::config::Config;
-use crate::http::{metrics::Metrics, sign::Signer, AppState, Server};
+use crate::http::{metrics::Metrics, AppState, Server};
+use crate::links::Signer;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

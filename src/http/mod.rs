@@ -4,7 +4,7 @@
 //! - [`routes`]: the route table (also the OpenAPI check), auth and roles.
 //! - [`audit_logs`]: ingest and the keyset-paginated view.
 //! - [`exports`]: estimate, sync/async exports, job status, cancel, restart.
-//! - [`download`]: signed 24 h links ([`sign`]).
+//! - [`download`]: signed 24 h links (`crate::links`).
 //! - [`metrics`], [`openapi`], [`error`] (the one error mapping), [`util`].
 //!
 //! Handlers never build SQL: they call `audit`, `jobs::store`, `users`.
@@ -16,7 +16,6 @@ pub mod exports;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
-pub mod sign;
 pub mod util;
 
 use std::path::PathBuf;
@@ -70,7 +69,7 @@ pub struct AppState {
     pub cfg: Config,
     pub engine: Arc<Engine>,
     pub rt: tokio::runtime::Handle,
-    pub signer: sign::Signer,
+    pub signer: crate::links::Signer,
     pub metrics: metrics::Metrics,
     pub public_url: String,
 }
