@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it. Installs what the tests need when it
-# is missing (sqlite3 for independent checks, moto_server as a real S3),
+# is missing (sqlite3 for independent checks, moto as a real S3, aiosmtpd as
+# a real SMTP server),
 # then runs formatting, lints and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,12 +16,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
-# Real S3-compatible server for the storage tests (moto, from PyPI).
+# Real servers for the tests, from PyPI: moto (S3) and aiosmtpd (SMTP).
+pip_install() {
+  python3 -m pip install --quiet "$@" 2>/dev/null \
+    || python3 -m pip install --quiet --user --break-system-packages "$@"
+}
 if ! command -v moto_server >/dev/null || ! python3 -c 'import moto.server, flask' 2>/dev/null; then
-  python3 -m pip install --quiet 'moto[server]' 2>/dev/null \
-    || python3 -m pip install --quiet --user --break-system-packages 'moto[server]'
-  export PATH="$HOME/.local/bin:$PATH"
+  pip_install 'moto[server]'
 fi
+python3 -c 'import aiosmtpd' 2>/dev/null || pip_install aiosmtpd
+export PATH="$HOME/.local/bin:$PATH"
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings

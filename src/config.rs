@@ -22,20 +22,12 @@ pub struct Config {
     pub jobs: crate::jobs::JobsConfig,
     pub storage: crate::storage::StorageConfig,
     pub http: crate::http::HttpConfig,
-    pub notify: NotifyConfig,
-}
-
-/// `[notify]`: who may receive export e-mails.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NotifyConfig {
-    /// Besides verified users of the organization, `email_to` may name
-    /// addresses in these domains (e.g. `["auditors.example"]`).
-    pub allowed_recipient_domains: Vec<String>,
+    pub notify: crate::notify::NotifyConfig,
+    pub smtp: crate::notify::SmtpConfig,
 }
 
 /// Sections that environment variables can address.
-const SECTIONS: [&str; 5] = ["export", "jobs", "storage", "http", "notify"];
+const SECTIONS: [&str; 6] = ["export", "jobs", "storage", "http", "notify", "smtp"];
 
 /// `[export]`: how exports run.
 #[derive(Debug, Clone, Deserialize)]

@@ -14,7 +14,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 pub const SCHEMA: &str = include_str!("../schema.sql");
 
 /// The schema version `schema.sql` sets (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "audit-export.db";

@@ -14,6 +14,8 @@
 //!   checkpoints), steps (spool, zip + store), scheduler, crons.
 //! - [`storage`]: opendal operator (local disk or S3), deterministic zip.
 //! - [`users`]: users, roles and hashed API tokens.
+//! - [`notify`]: in-app notices and the e-mail outbox (lettre), written in
+//!   the transaction of a job's final transition.
 //! - [`links`]: signed download links (HMAC, constant-time check).
 //! - [`http`]: the API (tiny_http), downloads, metrics.
 //! - [`cli`]: the command line.
@@ -28,6 +30,7 @@ pub mod format;
 pub mod http;
 pub mod jobs;
 pub mod links;
+pub mod notify;
 pub mod storage;
 pub mod time;
 pub mod users;

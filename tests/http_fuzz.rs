@@ -4,6 +4,9 @@
 //! paths and ids, missing or bad headers), each answered with a 4xx and a
 //! JSON error code; then a valid request still works.
 
+// `*rng.pick(&[..])` is needed: without it the literal is inferred as `[str]`.
+#![allow(clippy::explicit_auto_deref)]
+
 mod common;
 
 use common::http::{raw, req};
@@ -125,7 +128,7 @@ fn ten_thousand_malformed_requests_get_4xx_with_codes() {
         .map(|t| {
             let (addr, admin, viewer) = (addr.clone(), admin.clone(), viewer.clone());
             std::thread::spawn(move || {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1) * 0x1234_5678);
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((t as u64 + 1) * 0x1234_5678));
                 let mut kinds = std::collections::BTreeMap::<String, usize>::new();
                 for _ in 0..total / threads {
                     let kind = rng.below(14);

@@ -21,6 +21,7 @@ pub struct ServeArgs {
 
 pub fn run(cli: &Cli, cfg: &Config, a: &ServeArgs) -> Result<(), CliError> {
     let engine = Arc::new(super::worker::engine(cli, cfg)?);
+    let mailer = Arc::new(super::worker::delivery(cli, cfg)?);
     for s in [&cfg.jobs.cleanup_schedule, &cfg.jobs.rescue_schedule] {
         crate::jobs::crons::Schedule::parse(s).map_err(CliError::bad_input)?;
     }
@@ -47,13 +48,15 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ServeArgs) -> Result<(), CliError> {
     rt.block_on(async {
         let (tx, rx) = tokio::sync::watch::channel(false);
         let loop_task = tokio::spawn(crate::jobs::scheduler::run(engine.clone(), rx.clone()));
-        let cron_task = tokio::spawn(crate::jobs::crons::run(engine.clone(), rx));
+        let cron_task = tokio::spawn(crate::jobs::crons::run(engine.clone(), rx.clone()));
+        let mail_task = tokio::spawn(crate::notify::deliver::run(mailer, rx));
         super::worker::wait_for_signal().await;
         eprintln!("stopping: finishing requests in flight, checkpointing jobs");
         let _ = tx.send(true);
         let _ = tokio::task::spawn_blocking(move || server.shutdown()).await;
         let _ = loop_task.await;
         let _ = cron_task.await;
+        let _ = mail_task.await;
     });
     eprintln!("stopped");
     Ok(())

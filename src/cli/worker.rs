@@ -19,6 +19,24 @@ pub struct WorkerArgs {
     drain: bool,
 }
 
+/// Builds the e-mail delivery service from the configuration.
+pub fn delivery(cli: &Cli, cfg: &Config) -> Result<crate::notify::deliver::Delivery, CliError> {
+    let signer = crate::links::Signer::load_or_create(&cli.data_dir, cfg.http.secret.as_deref())
+        .map_err(|e| CliError::failure(format!("link secret: {e}")))?;
+    let public_url = cfg
+        .http
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", cfg.http.listen));
+    let links = crate::notify::deliver::LinkMaker {
+        signer,
+        public_url,
+        link_ttl_secs: cfg.http.link_ttl_secs,
+    };
+    crate::notify::deliver::Delivery::new(&cli.data_dir, cfg.notify.clone(), &cfg.smtp, links)
+        .map_err(|e| CliError::bad_input(e.to_string()))
+}
+
 /// Builds the engine from the configuration.
 pub fn engine(cli: &Cli, cfg: &Config) -> Result<Engine, CliError> {
     crate::db::open_data_dir(&cli.data_dir)?;
@@ -34,6 +52,7 @@ pub fn engine(cli: &Cli, cfg: &Config) -> Result<Engine, CliError> {
 
 pub fn run(cli: &Cli, cfg: &Config, a: &WorkerArgs) -> Result<(), CliError> {
     let engine = Arc::new(engine(cli, cfg)?);
+    let mailer = Arc::new(delivery(cli, cfg)?);
     // Validate schedules before starting anything.
     for s in [&cfg.jobs.cleanup_schedule, &cfg.jobs.rescue_schedule] {
         crate::jobs::crons::Schedule::parse(s).map_err(CliError::bad_input)?;
@@ -52,7 +71,8 @@ pub fn run(cli: &Cli, cfg: &Config, a: &WorkerArgs) -> Result<(), CliError> {
             cli.data_dir.display()
         );
         let loop_task = tokio::spawn(crate::jobs::scheduler::run(engine.clone(), rx.clone()));
-        let cron_task = tokio::spawn(crate::jobs::crons::run(engine.clone(), rx));
+        let cron_task = tokio::spawn(crate::jobs::crons::run(engine.clone(), rx.clone()));
+        let mail_task = tokio::spawn(crate::notify::deliver::run(mailer, rx));
         if a.drain {
             tokio::select! {
                 _ = wait_for_signal() => {}
@@ -65,6 +85,7 @@ pub fn run(cli: &Cli, cfg: &Config, a: &WorkerArgs) -> Result<(), CliError> {
         let _ = tx.send(true);
         let _ = loop_task.await;
         let _ = cron_task.await;
+        let _ = mail_task.await;
         eprintln!("worker stopped");
     });
     Ok(())

@@ -5,6 +5,7 @@
 //! - [`audit_logs`]: ingest and the keyset-paginated view.
 //! - [`exports`]: estimate, sync/async exports, job status, cancel, restart.
 //! - [`download`]: signed 24 h links (`crate::links`).
+//! - [`notifications`]: the in-app notices of the caller.
 //! - [`metrics`], [`openapi`], [`error`] (the one error mapping), [`util`].
 //!
 //! Handlers never build SQL: they call `audit`, `jobs::store`, `users`.
@@ -14,6 +15,7 @@ pub mod download;
 pub mod error;
 pub mod exports;
 pub mod metrics;
+pub mod notifications;
 pub mod openapi;
 pub mod routes;
 pub mod util;

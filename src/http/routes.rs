@@ -26,6 +26,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/exports/{id}"),
     ("POST", "/api/v1/exports/{id}/restart"),
     ("GET", "/download/{id}"),
+    ("GET", "/api/v1/notifications"),
+    ("POST", "/api/v1/notifications/{id}/read"),
+    ("POST", "/api/v1/notifications/read-all"),
 ];
 
 /// What a handler returns: a response of any body type, boxed.
@@ -203,6 +206,9 @@ fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Result<Reply, Ap
         ("DELETE", "/api/v1/exports/{id}") => exports::cancel(ctx),
         ("POST", "/api/v1/exports/{id}/restart") => exports::restart(ctx),
         ("GET", "/download/{id}") => download::download(ctx),
+        ("GET", "/api/v1/notifications") => super::notifications::list(ctx),
+        ("POST", "/api/v1/notifications/{id}/read") => super::notifications::read(ctx),
+        ("POST", "/api/v1/notifications/read-all") => super::notifications::read_all(ctx),
         _ => Err(ApiError::not_found()),
     }
 }

@@ -185,9 +185,11 @@ pub fn apply(
             now,
         )?;
     }
-    // Issue 4/8: notification rows for final states are written here, in
-    // this same transaction.
     let updated = get(&tx, id)?;
+    // A final state and its notifications commit together or not at all.
+    if !updated.state.in_progress() {
+        crate::notify::enqueue_for_job(&tx, &updated, now)?;
+    }
     tx.commit()?;
     Ok(Outcome {
         decision,

@@ -1,0 +1,61 @@
+//! The caller's in-app notices: list (unread first), mark read, read all.
+
+use serde_json::json;
+
+use super::error::ApiError;
+use super::routes::{json, Ctx, Reply};
+use crate::jobs::now_ms;
+use crate::notify::inapp;
+
+pub fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    let user = ctx.user()?;
+    let limit = match ctx.param("limit") {
+        None => 50,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=200).contains(n))
+            .ok_or_else(|| ApiError::bad_request("invalid_limit", "limit must be 1..200"))?,
+    };
+    let after = match ctx.param("cursor") {
+        None => None,
+        Some(c) => {
+            let bad = || {
+                ApiError::bad_request(
+                    "invalid_cursor",
+                    "cursor must be a next_cursor value from a previous page",
+                )
+            };
+            let (r, id) = c.split_once('_').ok_or_else(bad)?;
+            Some((
+                r.parse::<i64>().map_err(|_| bad())?,
+                id.parse::<i64>().map_err(|_| bad())?,
+            ))
+        }
+    };
+    let (data, next) = inapp::list(ctx.conn, user.id, after, limit)?;
+    let unread = inapp::unread(ctx.conn, user.id)?;
+    Ok(json(
+        200,
+        &json!({"data": data, "unread": unread, "next_cursor": next}),
+    ))
+}
+
+pub fn read(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    let user = ctx.user()?;
+    let id: i64 = ctx
+        .id
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(ApiError::not_found)?;
+    if !inapp::mark_read(ctx.conn, user.id, id, now_ms())? {
+        return Err(ApiError::not_found());
+    }
+    Ok(json(200, &json!({"id": id, "read": true})))
+}
+
+pub fn read_all(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    let user = ctx.user()?;
+    let n = inapp::mark_all_read(ctx.conn, user.id, now_ms())?;
+    Ok(json(200, &json!({"updated": n})))
+}
