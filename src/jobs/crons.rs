@@ -63,6 +63,21 @@ fn with_conn<T>(
     f(&mut conn)
 }
 
+/// Runs `f` with a fresh connection on the blocking pool, so a busy
+/// database never stalls the runtime's threads (the scheduler shares them).
+async fn on_db<T: Send + 'static>(
+    engine: &Engine,
+    f: impl FnOnce(&mut rusqlite::Connection) -> Result<T, JobError> + Send + 'static,
+) -> Result<T, JobError> {
+    let path = crate::db::db_path(&engine.data_dir);
+    tokio::task::spawn_blocking(move || {
+        let mut conn = crate::db::connect(&path).map_err(|e| JobError::Corrupt(e.to_string()))?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| JobError::Corrupt(e.to_string()))?
+}
+
 fn ids(
     conn: &rusqlite::Connection,
     sql: &str,
@@ -80,13 +95,14 @@ pub async fn cleanup_once(engine: &Engine, now: i64) -> CleanupCounts {
     let ttl_ms = (cfg.job_ttl_secs * 1000) as i64;
 
     // 1. Expire jobs stuck in progress.
-    let stuck = with_conn(engine, |conn| {
+    let stuck = on_db(engine, move |conn| {
         ids(
             conn,
             "SELECT id, NULL FROM export_jobs WHERE state IN ('exporting', 'uploading') AND created_at <= ?",
             [now - ttl_ms],
         )
-    });
+    })
+    .await;
     for (id, _) in stuck.unwrap_or_else(|e| {
         tracing::error!(error = %e, "clean-up: listing stuck jobs failed");
         c.errors += 1;
@@ -102,9 +118,12 @@ pub async fn cleanup_once(engine: &Engine, now: i64) -> CleanupCounts {
             )),
             ..Patch::default()
         };
-        match with_conn(engine, |conn| {
-            store::apply(conn, &id, Fence::Any, JobEvent::TtlExceeded, patch, now)
-        }) {
+        let job_id = id.clone();
+        let expired = on_db(engine, move |conn| {
+            store::apply(conn, &job_id, Fence::Any, JobEvent::TtlExceeded, patch, now)
+        })
+        .await;
+        match expired {
             Ok(_) => {
                 c.expired += 1;
                 let _ = remove_spool(&engine.data_dir, &id);
@@ -128,7 +147,7 @@ pub async fn cleanup_once(engine: &Engine, now: i64) -> CleanupCounts {
         } else {
             "SELECT id, file_key FROM export_jobs WHERE state IN ('failed', 'expired') AND completed_at <= ?"
         };
-        let old = match with_conn(engine, |conn| ids(conn, sql, [now - keep_ms])) {
+        let old = match on_db(engine, move |conn| ids(conn, sql, [now - keep_ms])).await {
             Ok(v) => v,
             Err(e) => {
                 c.errors += 1;
@@ -145,16 +164,18 @@ pub async fn cleanup_once(engine: &Engine, now: i64) -> CleanupCounts {
                     continue;
                 }
             }
-            let deleted = with_conn(engine, |conn| {
+            let job_id = id.clone();
+            let deleted = on_db(engine, move |conn| {
                 let tx = crate::db::immediate(conn)?;
-                tx.execute("DELETE FROM export_job_transitions WHERE job_id = ?", [&id])?;
+                tx.execute("DELETE FROM export_job_transitions WHERE job_id = ?", [&job_id])?;
                 let n = tx.execute(
                     "DELETE FROM export_jobs WHERE id = ? AND state IN ('completed', 'failed', 'expired')",
-                    [&id],
+                    [&job_id],
                 )?;
                 tx.commit()?;
                 Ok(n)
-            });
+            })
+            .await;
             match deleted {
                 Ok(_) => {
                     let _ = remove_spool(&engine.data_dir, &id);
@@ -177,13 +198,14 @@ pub async fn cleanup_once(engine: &Engine, now: i64) -> CleanupCounts {
     if let Ok(entries) = std::fs::read_dir(&spool_root) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let live = with_conn(engine, |conn| {
+            let live = on_db(engine, move |conn| {
                 Ok(conn.query_row(
                     "SELECT count(*) FROM export_jobs WHERE id = ? AND state IN ('exporting', 'uploading')",
                     params![name],
                     |r| r.get::<_, i64>(0),
                 )?)
-            });
+            })
+            .await;
             match live {
                 Ok(0) => match std::fs::remove_dir_all(entry.path()) {
                     Ok(()) => c.orphan_spools += 1,
