@@ -646,3 +646,81 @@ fn a_stale_worker_cannot_touch_the_new_owners_spool() {
         .collect();
     assert_eq!(names.len(), 1, "{names:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fatal_error_fails_at_once_without_retries() {
+    let fx = Fixture::new();
+    let mut conn = fx.conn();
+    let id = store::create(
+        &mut conn,
+        &new_job("u1", filters("acme", "2025-07-01")),
+        3,
+        now_ms(),
+    )
+    .unwrap()
+    .job()
+    .id
+    .clone();
+    // Stored filters that can never be valid again (as if edited by hand).
+    conn.execute(
+        "UPDATE export_jobs SET filters = '{\"organization\":\"acme\"}' WHERE id = ?",
+        [&id],
+    )
+    .unwrap();
+    run_until(fx.engine(fast(), None), fx.data(), |c| {
+        state(c, &id) == JobState::Failed
+    })
+    .await;
+    let job = store::get(&conn, &id).unwrap();
+    assert_eq!(job.attempt, 1, "no retry for a fatal error");
+    assert_eq!(job.error_code.as_deref(), Some("invalid_filters"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_requested_while_running_is_honoured() {
+    let fx = Fixture::new();
+    let mut conn = fx.conn();
+    let now = now_ms();
+    let id = store::create(
+        &mut conn,
+        &new_job("u1", filters("acme", "2025-07-01")),
+        3,
+        now,
+    )
+    .unwrap()
+    .job()
+    .id
+    .clone();
+    let (_, lease) = store::claim(&mut conn, "W", 1, 60_000, now)
+        .unwrap()
+        .pop()
+        .unwrap();
+    let cp = Checkpoint {
+        cursor: Some(audit_export::audit::query::Cursor {
+            occurred_at: 0,
+            id: 0,
+        }),
+        exported_count: 3,
+        spool_bytes: 10,
+    };
+    store::checkpoint(&conn, &lease, &cp, 60_000, now).unwrap();
+    assert!(matches!(
+        store::request_restart(&mut conn, &id, now).unwrap(),
+        Request::Flagged(_)
+    ));
+    // The worker that holds the job hands it back; the next run starts over.
+    store::release(&conn, &lease, now).unwrap();
+    run_until(fx.engine(fast(), None), fx.data(), |c| {
+        state(c, &id) == JobState::Completed
+    })
+    .await;
+    let job = store::get(&conn, &id).unwrap();
+    assert_eq!(job.record_count, Some(1100), "every row, once");
+    assert!(!job.restart_requested);
+    let events: Vec<String> = store::history(&conn, &id)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.2)
+        .collect();
+    assert_eq!(events, ["create", "restart", "spool_complete", "stored"]);
+}
