@@ -9,7 +9,7 @@
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row};
 
-use crate::audit::event::Record;
+use crate::audit::event::{Record, COLUMNS};
 use crate::filters::{ActionPattern, Filters};
 
 /// Rows fetched per keyset page unless the caller says otherwise.
@@ -21,10 +21,6 @@ pub struct Cursor {
     pub occurred_at: i64,
     pub id: i64,
 }
-
-const SELECT_COLUMNS: &str = "id, occurred_at, organization_id, stream, action, \
-     actor_type, actor_id, actor_name, actor_email, target_type, target_id, target_name, \
-     ip_address, user_agent, request_id, changed_data, details";
 
 /// The WHERE clause and its parameters for one filter set.
 struct Predicate {
@@ -165,8 +161,9 @@ impl Scan {
     pub fn new(f: &Filters, batch: usize) -> Scan {
         let p = predicate(f);
         let sql = format!(
-            "SELECT {SELECT_COLUMNS} FROM audit_logs INDEXED BY audit_logs_org_time \
+            "SELECT {} FROM audit_logs INDEXED BY audit_logs_org_time \
              WHERE {} AND (occurred_at, id) > (?, ?) ORDER BY occurred_at, id LIMIT ?",
+            COLUMNS.join(", "),
             p.sql
         );
         Scan {
@@ -238,7 +235,7 @@ fn text<'r>(row: &'r Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
     row.get_ref(i)?.as_str().map_err(Into::into)
 }
 
-/// Borrows a [`Record`] from a row selected with [`SELECT_COLUMNS`].
+/// Borrows a [`Record`] from a row selecting [`COLUMNS`] in order.
 fn record<'r>(row: &'r Row<'_>) -> rusqlite::Result<Record<'r>> {
     Ok(Record {
         id: row.get_ref(0)?.as_i64()?,

@@ -19,53 +19,24 @@ use crate::jobs::{now_ms, remove_spool, Job};
 use crate::time::format_rfc3339_ms;
 use crate::users::{Role, User};
 
-/// Filters in a request body: like [`FilterInput`], the organization
-/// coming from the token.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BodyFilters {
-    pub organization: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    #[serde(default)]
-    pub actors: Vec<String>,
-    #[serde(default)]
-    pub actions: Vec<String>,
-    pub target_type: Option<String>,
-    pub target_id: Option<String>,
-    #[serde(default)]
-    pub streams: Vec<String>,
-    pub q: Option<String>,
-}
-
-impl BodyFilters {
-    fn validate(self, user: &User, state: &AppState) -> Result<Filters, ApiError> {
-        if let Some(org) = &self.organization {
-            if org.trim() != user.organization_id {
-                return Err(ApiError::forbidden(
-                    "filters.organization must be your own organization (or left out)",
-                ));
-            }
+/// Validates request-body filters with the organization taken from the
+/// token (naming another organization is a 403).
+fn scoped(mut input: FilterInput, user: &User, state: &AppState) -> Result<Filters, ApiError> {
+    if let Some(org) = &input.organization {
+        if org.trim() != user.organization_id {
+            return Err(ApiError::forbidden(
+                "filters.organization must be your own organization (or left out)",
+            ));
         }
-        Ok(FilterInput {
-            organization: Some(user.organization_id.clone()),
-            from: self.from,
-            to: self.to,
-            actors: self.actors,
-            actions: self.actions,
-            target_type: self.target_type,
-            target_id: self.target_id,
-            streams: self.streams,
-            q: self.q,
-        }
-        .validate(&state.cfg.limits())?)
     }
+    input.organization = Some(user.organization_id.clone());
+    Ok(input.validate(&state.cfg.limits())?)
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EstimateRequest {
-    filters: BodyFilters,
+    filters: FilterInput,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,7 +57,7 @@ enum OneOrMany {
 #[serde(deny_unknown_fields)]
 struct ExportRequest {
     format: String,
-    filters: BodyFilters,
+    filters: FilterInput,
     csv: Option<CsvRequest>,
     email_to: Option<OneOrMany>,
     mode: Option<String>,
@@ -105,7 +76,7 @@ pub fn estimate(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.exporter()?;
     let body = read_body(&mut ctx.req, ctx.state.cfg.http.max_body_bytes)?;
     let r: EstimateRequest = json_body(&body)?;
-    let filters = r.filters.validate(&user, ctx.state)?;
+    let filters = scoped(r.filters, &user, ctx.state)?;
     let count = crate::audit::query::count(ctx.conn, &filters)?;
     Ok(json(
         200,
@@ -208,7 +179,7 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         bom: r.csv.as_ref().and_then(|c| c.bom).unwrap_or(true),
         formula_guard: r.csv.as_ref().and_then(|c| c.formula_guard).unwrap_or(true),
     };
-    let filters = r.filters.validate(&user, state)?;
+    let filters = scoped(r.filters, &user, state)?;
     let recipients = recipients(ctx, &user, r.email_to)?;
     let count = crate::audit::query::count(ctx.conn, &filters)?;
     let details = |job_id: Option<&str>| {
@@ -437,14 +408,7 @@ fn visible_job(ctx: &Ctx<'_>, user: &User) -> Result<Job, ApiError> {
 
 pub fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.user()?;
-    let limit = match ctx.param("limit") {
-        None => 50,
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| ApiError::bad_request("invalid_limit", "limit must be 1..500"))?,
-    };
+    let limit = super::util::limit(ctx.param("limit"), 50, 500)?;
     let requester = (user.role != Role::Admin).then(|| user.requester());
     let jobs = store::list(
         ctx.conn,

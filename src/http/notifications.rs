@@ -9,14 +9,7 @@ use crate::notify::inapp;
 
 pub fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.user()?;
-    let limit = match ctx.param("limit") {
-        None => 50,
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=200).contains(n))
-            .ok_or_else(|| ApiError::bad_request("invalid_limit", "limit must be 1..200"))?,
-    };
+    let limit = super::util::limit(ctx.param("limit"), 50, 200)?;
     let after = match ctx.param("cursor") {
         None => None,
         Some(c) => {

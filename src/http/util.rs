@@ -92,6 +92,20 @@ pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiEr
     })
 }
 
+/// A `limit` query parameter: `default` when absent, else 1..=`max`.
+pub fn limit(raw: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match raw {
+        None => Ok(default),
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_limit", format!("limit must be 1..{max}"))
+            }),
+    }
+}
+
 /// A JSON response.
 pub fn json_response(status: u16, v: &Value) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
     let body = serde_json::to_vec(v).expect("values serialize");
