@@ -174,9 +174,10 @@ CREATE INDEX IF NOT EXISTS notifications_user ON notifications (user_id, read_at
 
 -- The transactional e-mail outbox: rows are written with the job's final
 -- transition; the delivery loop renders (subject, bodies) and sends them,
--- retrying with backoff. sent_at marks delivery; a row is claimed for a
--- send by pushing next_attempt_at past the send's time limit, so two
--- processes never send the same row at once.
+-- retrying with backoff (without limit, at most hourly). sent_at marks
+-- delivery. A row is claimed for one send with a fresh claim_token and a
+-- next_attempt_at beyond the send's hard time limit; the result is written
+-- only under that token, so two processes never send the same row at once.
 CREATE TABLE IF NOT EXISTS email_outbox (
     id              INTEGER PRIMARY KEY,
     recipient       TEXT    NOT NULL,
@@ -190,6 +191,7 @@ CREATE TABLE IF NOT EXISTS email_outbox (
     next_attempt_at INTEGER NOT NULL,
     sent_at         INTEGER,
     last_error      TEXT,
+    claim_token     TEXT,
     created_at      INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS email_outbox_due ON email_outbox (next_attempt_at) WHERE sent_at IS NULL;

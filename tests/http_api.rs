@@ -478,6 +478,17 @@ fn ingest_view_pagination_and_service_endpoints() {
         &json!([{"organization_id": "acme", "occurred_at": "2026-01-01T00:00:00Z", "stream": "a", "action": "b"}]),
     );
     assert_eq!(other_org.status, 422);
+    let with_id = post(
+        a,
+        "/api/v1/audit-logs",
+        &admin,
+        &json!([{"id": 5, "occurred_at": "2026-01-01T00:00:00Z", "stream": "a", "action": "b"}]),
+    );
+    assert_eq!(
+        (with_id.status, with_id.code().as_str()),
+        (422, "invalid_events")
+    );
+    assert_eq!(with_id.json()["error"]["errors"][0]["field"], "id");
     let big = vec![b' '; 20_001];
     assert_eq!(
         req(a, "POST", "/api/v1/audit-logs", Some(&admin), Some(&big)).status,
@@ -571,7 +582,7 @@ fn email_to_must_be_a_verified_colleague_or_an_allowed_domain() {
         ("AUDIT_EXPORT_JOBS_MAX_PARALLEL_JOBS", "0"),
         (
             "AUDIT_EXPORT_NOTIFY_ALLOWED_RECIPIENT_DOMAINS",
-            "[\"auditors.example\"]",
+            "{acme = [\"auditors.example\"]}",
         ),
     ]);
     let a = &srv.addr;
@@ -591,7 +602,12 @@ fn email_to_must_be_a_verified_colleague_or_an_allowed_domain() {
         "--unverified",
     ]);
     assert_eq!(out.status.code(), Some(0));
-    env.user("globex", "x@globex.example", "admin");
+    let globex = env.user("globex", "x@globex.example", "admin");
+    // acme's allowed domain is acme's alone.
+    let mut b = export_body("csv", "async");
+    b["email_to"] = json!("lead@auditors.example");
+    let r = post(a, "/api/v1/exports", &globex, &b);
+    assert_eq!((r.status, r.code().as_str()), (422, "unverified_recipient"));
     let with = |to: Value, format: &str| {
         let mut b = export_body(format, "async");
         b["email_to"] = to;
@@ -622,4 +638,49 @@ fn email_to_must_be_a_verified_colleague_or_an_allowed_domain() {
         recipients,
         r#"["lead@auditors.example","peer@acme.example"]"#
     );
+}
+
+#[test]
+fn a_sync_export_failing_midway_is_cut_not_terminated() {
+    let env = Env::new();
+    env.ingest_fixtures();
+    // A row the export cannot read (text that is not UTF-8), at the end of
+    // the range, after more than one output buffer has been sent.
+    env.db()
+        .execute(
+            "INSERT INTO audit_logs (organization_id, occurred_at, stream, action, actor_name) \
+             VALUES ('acme', 1769903000000, 'audit', 'user.login', CAST(x'ff00fe' AS TEXT))",
+            [],
+        )
+        .unwrap();
+    let srv = env.serve(&[("AUDIT_EXPORT_EXPORT_BATCH_SIZE", "100")]);
+    let t = env.user("acme", "ada@acme.example", "admin");
+    let body = json!({"format": "csv", "mode": "sync", "filters": {"from": "2025-07-01", "to": "2026-01-31"}}).to_string();
+    let request = format!(
+        "POST /api/v1/exports HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {t}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = std::net::TcpStream::connect(&srv.addr).unwrap();
+    std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut s, &mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "{}",
+        &text[..text.len().min(200)]
+    );
+    assert!(
+        raw.len() > 256 * 1024,
+        "rows were streamed before the failure ({} bytes)",
+        raw.len()
+    );
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "a failed export must not end with the terminating chunk"
+    );
+    // A complete export of a range without the bad row does end properly.
+    let ok = req(&srv.addr, "POST", "/api/v1/exports", Some(&t), Some(json!({"format": "csv", "mode": "sync", "filters": {"from": "2025-07-01", "to": "2025-12-31"}}).to_string().as_bytes()));
+    assert_eq!(ok.status, 200);
+    assert!(ok.body.ends_with(b"\r\n"));
 }

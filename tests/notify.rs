@@ -208,9 +208,12 @@ fn mails_for_every_outcome_and_the_link_downloads_the_file() {
     ] {
         assert!(m[0].contains(needle), "{needle} missing in {}", m[0]);
     }
+    // The link is followed as mailed: host and port included.
     let url = link_in(&m[0]);
-    let path = &url[url.find("/download/").unwrap()..];
-    let dl = req(a, "GET", path, None, None);
+    let rest = url.strip_prefix("http://").expect("an http link");
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    assert_eq!(host, a.as_str(), "the mailed link points at this server");
+    let dl = req(host, "GET", path, None, None);
     assert_eq!(dl.status, 200);
     let stored_key: String = env
         .db()
@@ -280,6 +283,10 @@ fn mails_for_every_outcome_and_the_link_downloads_the_file() {
         .collect();
     assert_eq!(kinds, ["export_no_results", "export_completed"]);
     let first = list["data"][1]["id"].as_i64().unwrap();
+    // The in-app notice carries the same signed link, not the storage key.
+    let notice = &list["data"][1]["payload"];
+    assert_eq!(notice["download_url"].as_str().unwrap(), url);
+    assert!(notice["file"].get("key").is_none());
     assert_eq!(
         req(a, "GET", "/api/v1/notifications", Some(&peer), None).json()["data"]
             .as_array()

@@ -25,6 +25,9 @@ use crate::time;
 
 /// Rows per insert transaction.
 pub const INSERT_BATCH: usize = 5_000;
+/// Largest explicit id accepted (2^53 - 1, exact in every JSON reader). A
+/// larger one would leave AUTOINCREMENT no room for the ids it assigns.
+pub const MAX_EXPLICIT_ID: i64 = (1 << 53) - 1;
 /// How many line errors a report keeps (the count covers all of them).
 pub const MAX_REPORTED_ERRORS: usize = 50;
 
@@ -226,8 +229,13 @@ pub fn parse_event(v: &Value) -> Result<NewEvent, FieldError> {
     let id = match obj.get("id") {
         None | Some(Value::Null) => None,
         Some(v) => match v.as_i64() {
-            Some(n) if n >= 1 => Some(n),
-            _ => return Err(FieldError::new("id", "must be a positive integer")),
+            Some(n) if (1..=MAX_EXPLICIT_ID).contains(&n) => Some(n),
+            _ => {
+                return Err(FieldError::new(
+                    "id",
+                    format!("must be an integer from 1 to {MAX_EXPLICIT_ID}"),
+                ))
+            }
         },
     };
     let organization_id = required_string(obj, "organization_id")?;
@@ -289,8 +297,13 @@ fn parse_csv_record(rec: &csv::StringRecord, index: &[usize; 17]) -> Result<NewE
     let id = match cell(0) {
         None => None,
         Some(s) => match s.parse::<i64>() {
-            Ok(n) if n >= 1 => Some(n),
-            _ => return Err(FieldError::new("id", "must be a positive integer")),
+            Ok(n) if (1..=MAX_EXPLICIT_ID).contains(&n) => Some(n),
+            _ => {
+                return Err(FieldError::new(
+                    "id",
+                    format!("must be an integer from 1 to {MAX_EXPLICIT_ID}"),
+                ))
+            }
         },
     };
     let occurred_raw = required(1)?;
@@ -646,6 +659,8 @@ mod tests {
             (json!({"target": "page"}), "target"),
             (json!({"id": -4}), "id"),
             (json!({"id": "7"}), "id"),
+            // Beyond 2^53 - 1: would exhaust AUTOINCREMENT for everyone.
+            (json!({"id": 9_007_199_254_740_992i64}), "id"),
             (json!({"colour": "red"}), "colour"),
         ];
         for (patch, field) in cases {

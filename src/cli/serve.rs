@@ -21,7 +21,6 @@ pub struct ServeArgs {
 
 pub fn run(cli: &Cli, cfg: &Config, a: &ServeArgs) -> Result<(), CliError> {
     let engine = Arc::new(super::worker::engine(cli, cfg)?);
-    let mailer = Arc::new(super::worker::delivery(cli, cfg)?);
     for s in [&cfg.jobs.cleanup_schedule, &cfg.jobs.rescue_schedule] {
         crate::jobs::crons::Schedule::parse(s).map_err(CliError::bad_input)?;
     }
@@ -44,6 +43,12 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ServeArgs) -> Result<(), CliError> {
     };
     let server =
         Server::start(&listen, state).map_err(|e| CliError::bad_input(format!("--listen: {e}")))?;
+    // Mailed links must point where this server really listens.
+    let mailer = Arc::new(super::worker::delivery(
+        cli,
+        cfg,
+        Some(server.public_url.clone()),
+    )?);
     eprintln!("listening on http://{}", server.addr);
     rt.block_on(async {
         let (tx, rx) = tokio::sync::watch::channel(false);

@@ -20,18 +20,22 @@ pub struct WorkerArgs {
 }
 
 /// Builds the e-mail delivery service from the configuration.
-pub fn delivery(cli: &Cli, cfg: &Config) -> Result<crate::notify::deliver::Delivery, CliError> {
+/// `public_url` is the base of links (serve passes the address it bound;
+/// a lone worker uses `[http] public_url`, else `http://<[http] listen>`).
+pub fn delivery(
+    cli: &Cli,
+    cfg: &Config,
+    public_url: Option<String>,
+) -> Result<crate::notify::deliver::Delivery, CliError> {
     let signer = crate::links::Signer::load_or_create(&cli.data_dir, cfg.http.secret.as_deref())
         .map_err(|e| CliError::failure(format!("link secret: {e}")))?;
-    let public_url = cfg
-        .http
-        .public_url
-        .clone()
+    let public_url = public_url
+        .or_else(|| cfg.http.public_url.clone())
         .unwrap_or_else(|| format!("http://{}", cfg.http.listen));
     let links = crate::notify::deliver::LinkMaker {
         signer,
         public_url,
-        link_ttl_secs: cfg.http.link_ttl_secs,
+        link_secs: crate::http::link_secs(cfg),
     };
     crate::notify::deliver::Delivery::new(&cli.data_dir, cfg.notify.clone(), &cfg.smtp, links)
         .map_err(|e| CliError::bad_input(e.to_string()))
@@ -52,7 +56,7 @@ pub fn engine(cli: &Cli, cfg: &Config) -> Result<Engine, CliError> {
 
 pub fn run(cli: &Cli, cfg: &Config, a: &WorkerArgs) -> Result<(), CliError> {
     let engine = Arc::new(engine(cli, cfg)?);
-    let mailer = Arc::new(delivery(cli, cfg)?);
+    let mailer = Arc::new(delivery(cli, cfg, None)?);
     // Validate schedules before starting anything.
     for s in [&cfg.jobs.cleanup_schedule, &cfg.jobs.rescue_schedule] {
         crate::jobs::crons::Schedule::parse(s).map_err(CliError::bad_input)?;

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::routes::{boxed, json, Ctx, Reply};
-use super::util::{header, read_body};
+use super::util::header;
 use crate::audit::query::{Cursor, Scan};
 use crate::filters::FilterInput;
 use crate::format::{CsvOptions, Encoder, Format};
@@ -20,7 +20,7 @@ pub fn ingest(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     if user.role != Role::Admin {
         return Err(ApiError::forbidden("only admins may ingest audit events"));
     }
-    let body = read_body(&mut ctx.req, ctx.state.cfg.http.max_body_bytes)?;
+    let body = ctx.body(ctx.state.cfg.http.max_body_bytes)?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("invalid_body", "the body is not UTF-8"))?;
     let trimmed = text.trim_start_matches('\u{feff}').trim();
@@ -64,8 +64,16 @@ pub fn ingest(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
                 message: m,
             })
             .and_then(|mut v| {
-                // The organization comes from the token; naming another is an error.
+                // The organization comes from the token; naming another is
+                // an error. Ids are the server's to assign: an explicit one
+                // could probe or collide with another organization's events.
                 if let Value::Object(m) = &mut v {
+                    if m.get("id").is_some_and(|id| !id.is_null()) {
+                        return Err(crate::audit::ingest::FieldError {
+                            field: "id".into(),
+                            message: "ids are assigned by the server; leave id out".into(),
+                        });
+                    }
                     match m.get("organization_id") {
                         None | Some(Value::Null) => {
                             m.insert("organization_id".into(), json!(user.organization_id));
@@ -96,24 +104,6 @@ pub fn ingest(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             "some events are invalid; nothing was ingested",
         )
         .with(json!({"errors": errors})));
-    }
-    // Explicit ids must not touch other organizations' events.
-    for (index, e) in events.iter().enumerate() {
-        if let Some(id) = e.id {
-            let exists: bool = ctx.conn.query_row(
-                "SELECT EXISTS(SELECT 1 FROM audit_logs WHERE id = ?)",
-                [id],
-                |r| r.get(0),
-            )?;
-            if exists {
-                return Err(ApiError::new(
-                    409,
-                    "id_exists",
-                    format!("event {index}: id {id} already exists"),
-                )
-                .with(json!({"index": index})));
-            }
-        }
     }
     let ids = crate::audit::ingest::insert_events(ctx.conn, &events)?;
     Ok(json(201, &json!({"ingested": ids.len(), "ids": ids})))

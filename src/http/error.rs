@@ -77,7 +77,14 @@ impl From<JobError> for ApiError {
             }
             JobError::NotFound(_) => ApiError::not_found(),
             JobError::NotInProgress(_) => ApiError::new(409, "not_in_progress", e.to_string()),
-            _ => ApiError::internal(e),
+            // The job ended between the lookup and the change (a race).
+            JobError::InvalidTransition(_) | JobError::LeaseLost(_) => {
+                ApiError::new(409, "not_in_progress", "the job is no longer in progress")
+            }
+            _ => match e {
+                JobError::Db(db) => db.into(),
+                other => ApiError::internal(other),
+            },
         }
     }
 }

@@ -3,14 +3,14 @@
 //! organization (another organization's job is a 404), and non-admins see
 //! only their own jobs.
 
-use std::io::{BufWriter, Read, Write};
+use std::io::Write;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::routes::{json, Ctx, Reply};
-use super::util::{attachment, header, json_body, read_body};
+use super::util::{attachment, json_body};
 use super::AppState;
 use crate::filters::{FilterInput, Filters};
 use crate::format::{CsvOptions, Encoder, Format};
@@ -74,7 +74,7 @@ fn mode_for(count: u64, threshold: u64) -> &'static str {
 
 pub fn estimate(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.exporter()?;
-    let body = read_body(&mut ctx.req, ctx.state.cfg.http.max_body_bytes)?;
+    let body = ctx.body(ctx.state.cfg.http.max_body_bytes)?;
     let r: EstimateRequest = json_body(&body)?;
     let filters = scoped(r.filters, &user, ctx.state)?;
     let count = crate::audit::query::count(ctx.conn, &filters)?;
@@ -109,21 +109,25 @@ fn recipients(
         ));
     }
     let domains = &ctx.state.cfg.notify.allowed_recipient_domains;
+    let allowed: Vec<&String> = [user.organization_id.as_str(), "*"]
+        .iter()
+        .filter_map(|k| domains.get(*k))
+        .flatten()
+        .collect();
     let mut out = Vec::new();
     for raw in list {
         let addr = raw.trim().to_ascii_lowercase();
-        let domain = addr
-            .rsplit_once('@')
-            .filter(|(l, d)| !l.is_empty() && d.contains('.'));
-        let Some((_, domain)) = domain else {
+        let parsed: Result<lettre::Address, _> = addr.parse();
+        let Ok(parsed) = parsed else {
             return Err(ApiError::bad_request(
                 "invalid_email_to",
                 format!("{raw:?} is not an e-mail address"),
             ));
         };
+        let domain = parsed.domain();
         let verified_user = crate::users::find_by_email(ctx.conn, &user.organization_id, &addr)?
             .is_some_and(|u| u.email_verified);
-        let allowed_domain = domains.iter().any(|d| {
+        let allowed_domain = allowed.iter().any(|d| {
             d.trim()
                 .trim_start_matches('@')
                 .eq_ignore_ascii_case(domain)
@@ -154,7 +158,7 @@ fn actor(user: &User) -> crate::audit::record::Actor {
 pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.exporter()?;
     let state = ctx.state;
-    let body = read_body(&mut ctx.req, state.cfg.http.max_body_bytes)?;
+    let body = ctx.body(state.cfg.http.max_body_bytes)?;
     let r: ExportRequest = json_body(&body)?;
     let format: Format = r
         .format
@@ -216,7 +220,7 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             &filters.hash(),
             details(None),
         )?;
-        return stream(state, &filters, Encoder::new(format, csv), count);
+        return stream(ctx, &filters, Encoder::new(format, csv), count);
     }
     let new = NewJob {
         requester: user.requester(),
@@ -272,35 +276,18 @@ fn record(
     Ok(())
 }
 
-/// Streams a synchronous export. The export runs on its own thread into a
-/// pipe; if it fails midway the body reader returns an error, so the
-/// connection is cut instead of ending like a complete file.
+/// Streams a synchronous export on the raw socket as a chunked response.
+/// The headers go out with the first row; if the export fails after that,
+/// the connection is dropped without the terminating chunk, so no client
+/// can take the cut body for a complete file. (tiny_http's own chunked
+/// encoder always writes the terminator, even after an error, so it is not
+/// used here.) A failure before the first byte is an ordinary JSON error.
 fn stream(
-    state: &AppState,
+    ctx: &mut Ctx<'_>,
     filters: &Filters,
     encoder: Encoder,
     count: u64,
 ) -> Result<Reply, ApiError> {
-    let (reader, writer) = std::io::pipe().map_err(ApiError::internal)?;
-    let db = crate::db::db_path(&state.data_dir);
-    let (f, batch) = (filters.clone(), state.cfg.export.batch_size);
-    let handle = std::thread::spawn(move || -> Result<u64, String> {
-        let conn = crate::db::connect(&db).map_err(|e| e.to_string())?;
-        let (stats, out) = crate::export::run(
-            &conn,
-            &f,
-            &encoder,
-            batch,
-            || Ok(BufWriter::with_capacity(1 << 16, writer)),
-            |_| {},
-        )
-        .map_err(|e| e.to_string())?;
-        if let Some(mut w) = out {
-            w.flush().map_err(|e| e.to_string())?;
-        }
-        Ok(stats.records)
-    });
-    state.metrics.add_sync_rows(count);
     let name = format!(
         "audit-logs_{}_{}_{}_{}.{}",
         crate::storage::safe_component(&filters.organization),
@@ -309,46 +296,94 @@ fn stream(
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
         encoder.format.extension()
     );
-    let body = Guarded {
-        inner: reader,
-        handle: Some(handle),
-    };
-    let headers = vec![
-        header("Content-Type", encoder.format.content_type()),
-        header("Content-Disposition", &attachment(&name)),
-        header("X-Record-Count", &count.to_string()),
-    ];
-    Ok(tiny_http::Response::new(
-        tiny_http::StatusCode(200),
-        headers,
-        Box::new(body) as Box<dyn Read + Send>,
-        None,
-        None,
-    ))
-}
-
-/// A pipe reader that turns the producer's failure into a read error.
-struct Guarded {
-    inner: std::io::PipeReader,
-    handle: Option<std::thread::JoinHandle<Result<u64, String>>>,
-}
-
-impl Read for Guarded {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n == 0 {
-            if let Some(h) = self.handle.take() {
-                match h.join() {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, "sync export failed midway; cutting the response");
-                        return Err(std::io::Error::other(e));
-                    }
-                    Err(_) => return Err(std::io::Error::other("export thread panicked")),
-                }
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Disposition: {}\r\nX-Record-Count: {count}\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        encoder.format.content_type(),
+        attachment(&name)
+    );
+    let batch = ctx.state.cfg.export.batch_size;
+    let (conn, slot) = (&*ctx.conn, &mut ctx.req);
+    let result = crate::export::run(
+        conn,
+        filters,
+        &encoder,
+        batch,
+        || {
+            let req = slot
+                .take()
+                .expect("the request is still ours before the first byte");
+            let mut inner = req.into_writer();
+            inner.write_all(head.as_bytes())?;
+            Ok(Chunked {
+                inner,
+                buf: Vec::with_capacity(CHUNK),
+            })
+        },
+        |_| {},
+    );
+    match result {
+        Ok((stats, Some(out))) => {
+            if let Err(e) = out.finish() {
+                tracing::debug!(error = %e, "client went away during a sync export");
             }
+            ctx.state.metrics.add_sync_rows(stats.records);
         }
-        Ok(n)
+        // The rows vanished between the count and the scan.
+        Ok((_, None)) => {
+            return Ok(json(
+                200,
+                &json!({"record_count": 0, "warning": "no_records"}),
+            ))
+        }
+        Err(e) if ctx.req.is_some() => return Err(ApiError::internal(e)),
+        Err(e) => {
+            tracing::error!(error = %e, "sync export failed midway; the response was cut without its final chunk")
+        }
+    }
+    // Already answered on the socket; this value is only counted.
+    Ok(json(200, &json!({})))
+}
+
+const CHUNK: usize = 64 * 1024;
+
+/// HTTP/1.1 chunked encoding over the raw socket, terminated only by an
+/// explicit [`Chunked::finish`].
+struct Chunked {
+    inner: Box<dyn Write + Send>,
+    buf: Vec<u8>,
+}
+
+impl Chunked {
+    fn emit(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            write!(self.inner, "{:x}\r\n", self.buf.len())?;
+            self.inner.write_all(&self.buf)?;
+            self.inner.write_all(b"\r\n")?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        self.emit()?;
+        self.inner.write_all(b"0\r\n\r\n")?;
+        self.inner.flush()
+    }
+}
+
+impl Write for Chunked {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.emit()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.emit()?;
+        self.inner.flush()
     }
 }
 
@@ -375,7 +410,7 @@ pub fn job_json(state: &AppState, j: &Job) -> Value {
         "expires_at": Value::Null,
     });
     if let (Some(f), Some(done)) = (&j.file, j.completed_at) {
-        let expires = done / 1000 + state.cfg.http.link_ttl_secs as i64;
+        let expires = done / 1000 + super::link_secs(&state.cfg) as i64;
         v["file"] =
             json!({"name": f.name, "size": f.size, "sha256": f.sha256, "compressed": f.compressed});
         v["download_url"] = json!(download_url(state, &j.id, &f.key, expires));

@@ -76,6 +76,12 @@ pub struct AppState {
     pub public_url: String,
 }
 
+/// How long a download link lives after its job completed: the link TTL,
+/// but never past the download window (the file is deleted then).
+pub fn link_secs(cfg: &Config) -> u64 {
+    cfg.http.link_ttl_secs.min(cfg.jobs.download_ttl_secs)
+}
+
 impl AppState {
     /// The storage operator (downloads stream from it).
     pub fn storage_op(&self) -> &opendal::Operator {
@@ -86,6 +92,8 @@ impl AppState {
 /// A running server: its bound address and request threads.
 pub struct Server {
     pub addr: std::net::SocketAddr,
+    /// The base of links this server hands out.
+    pub public_url: String,
     server: Arc<tiny_http::Server>,
     threads: Vec<std::thread::JoinHandle<()>>,
     stop: Arc<AtomicBool>,
@@ -104,6 +112,7 @@ impl Server {
             state.public_url = format!("http://{addr}");
         }
         let server = Arc::new(server);
+        let public_url = state.public_url.clone();
         let state = Arc::new(state);
         let stop = Arc::new(AtomicBool::new(false));
         let threads = (0..state.cfg.http.workers.max(1))
@@ -117,6 +126,7 @@ impl Server {
             .collect();
         Ok(Server {
             addr,
+            public_url,
             server,
             threads,
             stop,

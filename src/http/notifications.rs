@@ -26,7 +26,24 @@ pub fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             ))
         }
     };
-    let (data, next) = inapp::list(ctx.conn, user.id, after, limit)?;
+    let (mut data, next) = inapp::list(ctx.conn, user.id, after, limit)?;
+    // Notices carry the signed link, not the storage key.
+    for n in &mut data {
+        let p = &mut n["payload"];
+        let key = p["file"]["key"].as_str().map(str::to_string);
+        if let (Some(key), Some(done), Some(job)) = (
+            key,
+            p["completed_at"].as_i64(),
+            p["job_id"].as_str().map(str::to_string),
+        ) {
+            let expires = done / 1000 + super::link_secs(&ctx.state.cfg) as i64;
+            p["download_url"] = json!(super::exports::download_url(ctx.state, &job, &key, expires));
+            p["expires_at"] = json!(crate::time::format_rfc3339_ms(expires * 1000));
+        }
+        if let Some(file) = p["file"].as_object_mut() {
+            file.remove("key");
+        }
+    }
     let unread = inapp::unread(ctx.conn, user.id)?;
     Ok(json(
         200,

@@ -55,17 +55,34 @@ pub fn json(status: u16, v: &serde_json::Value) -> Reply {
 pub struct Ctx<'a> {
     pub state: &'a AppState,
     pub conn: &'a mut Connection,
-    pub req: tiny_http::Request,
+    /// The request; a handler that answers on the raw socket itself (the
+    /// streamed sync export) takes it, and then nothing else responds.
+    pub req: Option<tiny_http::Request>,
     pub query: Vec<(String, String)>,
     pub id: Option<String>,
     pub ip: Option<String>,
 }
 
 impl Ctx<'_> {
+    fn request(&self) -> &tiny_http::Request {
+        self.req
+            .as_ref()
+            .expect("the request is only taken to answer it")
+    }
+
+    /// The body, up to `limit` bytes (413 beyond).
+    pub fn body(&mut self, limit: u64) -> Result<Vec<u8>, ApiError> {
+        let req = self
+            .req
+            .as_mut()
+            .expect("the request is only taken to answer it");
+        super::util::read_body(req, limit)
+    }
+
     /// The caller, from `Authorization: Bearer <token>`; 401 otherwise.
     pub fn user(&self) -> Result<User, ApiError> {
         let header = self
-            .req
+            .request()
             .headers()
             .iter()
             .find(|h| h.field.equiv("Authorization"))
@@ -164,14 +181,14 @@ pub fn handle(state: &AppState, conn: &mut Connection, req: tiny_http::Request) 
             } else {
                 ApiError::new(404, "not_found", format!("no route {path}"))
             };
-            (json(err.status, &err.body()), req)
+            (json(err.status, &err.body()), Some(req))
         }
-        (Some(_), Err(e)) => (json(e.status, &e.body()), req),
+        (Some(_), Err(e)) => (json(e.status, &e.body()), Some(req)),
         (Some((template, id)), Ok(query)) => {
             let mut ctx = Ctx {
                 state,
                 conn,
-                req,
+                req: Some(req),
                 query,
                 id,
                 ip,
@@ -184,8 +201,11 @@ pub fn handle(state: &AppState, conn: &mut Connection, req: tiny_http::Request) 
     let status = reply.status_code().0;
     state.metrics.request(status);
     tracing::debug!(%method, %path, status, ms = started.elapsed().as_millis() as u64, "request");
-    if let Err(e) = req.respond(reply) {
-        tracing::debug!(error = %e, "client went away while we answered");
+    // `None`: the handler answered on the socket itself.
+    if let Some(req) = req {
+        if let Err(e) = req.respond(reply) {
+            tracing::debug!(error = %e, "client went away while we answered");
+        }
     }
 }
 

@@ -1,9 +1,11 @@
 //! The delivery service: sends due outbox rows, one claim at a time.
 //!
 //! A row is claimed by pushing its `next_attempt_at` past the send's time
-//! limit inside `BEGIN IMMEDIATE`, so two processes never send it at once;
-//! success sets `sent_at`, failure records the error and schedules the next
-//! attempt with exponential backoff. Each message carries a stable
+//! limit and a fresh claim token, and its result is recorded only under that
+//! token, so two processes never send it at once; success sets `sent_at`,
+//! failure records the error and schedules the next attempt with
+//! exponential backoff, capped at one hour and without limit, so a message
+//! waits out any outage. Each message carries a stable
 //! Message-ID derived from the row, so a resend after a crash between
 //! "sent" and "marked sent" can be recognised by the receiving system.
 //! Nothing here can block or fail an export: jobs only ever insert rows.
@@ -16,7 +18,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -34,12 +36,14 @@ enum Transport {
 pub struct LinkMaker {
     pub signer: Signer,
     pub public_url: String,
-    pub link_ttl_secs: u64,
+    /// Link life after completion: the shorter of the link TTL and the
+    /// download window (a link never outlives its file).
+    pub link_secs: u64,
 }
 
 impl LinkMaker {
     fn link(&self, job_id: &str, file_key: &str, completed_at_ms: i64) -> Link {
-        let expires = completed_at_ms / 1000 + self.link_ttl_secs as i64;
+        let expires = completed_at_ms / 1000 + self.link_secs as i64;
         let sig = self.signer.sign(job_id, file_key, expires);
         Link {
             url: format!(
@@ -127,25 +131,25 @@ impl Delivery {
 
     fn backoff_ms(&self, attempts: u32) -> i64 {
         let base = self.cfg.retry_base_ms.max(1);
-        base.saturating_mul(1 << attempts.saturating_sub(1).min(12))
+        base.saturating_mul(1 << attempts.saturating_sub(1).min(20))
             .min(3_600_000) as i64
     }
 
-    /// Sends what is due at `now`.
-    pub async fn run_once(&self, now: i64) -> Result<DeliveryCounts, DeliveryError> {
+    /// Claims the oldest due row for one send (or none).
+    async fn claim(&self, now: i64) -> Result<Option<Row>, DeliveryError> {
         let db = self.db.clone();
-        let hold = self.send_timeout.as_millis() as i64 * 2 + 10_000;
-        let max = self.cfg.max_attempts;
-        let claimed = tokio::task::spawn_blocking(move || -> Result<Vec<Row>, DeliveryError> {
-            let mut conn = crate::db::connect(&db).map_err(|e| DeliveryError::Config(e.to_string()))?;
-            let tx = crate::db::immediate(&mut conn)?;
-            let rows = {
-                let mut st = tx.prepare(
-                    "UPDATE email_outbox SET next_attempt_at = ?1 + ?2 WHERE id IN (SELECT id FROM email_outbox \
-                     WHERE sent_at IS NULL AND next_attempt_at <= ?1 AND attempts < ?3 ORDER BY id LIMIT 20) \
-                     RETURNING id, recipient, kind, job_id, payload, subject, body_text, body_html, attempts",
-                )?;
-                let rows = st.query_map(params![now, hold, max], |r| {
+        // Longer than a send may take (it is cut at send_timeout), so a
+        // claim never lapses while its send is still running.
+        let hold = self.send_timeout.as_millis() as i64 + 30_000;
+        tokio::task::spawn_blocking(move || -> Result<Option<Row>, DeliveryError> {
+            let conn = crate::db::connect(&db).map_err(|e| DeliveryError::Config(e.to_string()))?;
+            let row = conn
+                .prepare_cached(
+                    "UPDATE email_outbox SET next_attempt_at = ?1 + ?2, claim_token = lower(hex(randomblob(16))) \
+                     WHERE id = (SELECT id FROM email_outbox WHERE sent_at IS NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT 1) \
+                     RETURNING id, recipient, kind, job_id, payload, subject, body_text, body_html, attempts, claim_token",
+                )?
+                .query_row(params![now, hold], |r| {
                     Ok(Row {
                         id: r.get(0)?,
                         recipient: r.get(1)?,
@@ -157,50 +161,80 @@ impl Delivery {
                             _ => None,
                         },
                         attempts: r.get(8)?,
+                        token: r.get(9)?,
                     })
-                })?;
-                rows.collect::<Result<Vec<_>, _>>()?
-            };
-            tx.commit()?;
-            Ok(rows)
+                })
+                .optional()?;
+            Ok(row)
         })
         .await
-        .map_err(|e| DeliveryError::Config(e.to_string()))??;
+        .map_err(|e| DeliveryError::Config(e.to_string()))?
+    }
+
+    /// Sends what is due at `now` (at most 100 messages a pass).
+    pub async fn run_once(&self, now: i64) -> Result<DeliveryCounts, DeliveryError> {
         let mut counts = DeliveryCounts::default();
-        for row in claimed {
+        for _ in 0..100 {
+            let Some(row) = self.claim(now).await? else {
+                break;
+            };
             let rendered = row.rendered.clone().unwrap_or_else(|| self.render(&row));
             let result = match self.message(&row, &rendered) {
-                Ok(msg) => match &self.transport {
-                    Transport::Smtp(t) => t.send(msg).await.map(|_| ()).map_err(|e| e.to_string()),
-                    Transport::Files(t) => t.send(msg).await.map(|_| ()).map_err(|e| e.to_string()),
-                },
+                Ok(msg) => {
+                    let send = async {
+                        match &self.transport {
+                            Transport::Smtp(t) => {
+                                t.send(msg).await.map(|_| ()).map_err(|e| e.to_string())
+                            }
+                            Transport::Files(t) => {
+                                t.send(msg).await.map(|_| ()).map_err(|e| e.to_string())
+                            }
+                        }
+                    };
+                    match tokio::time::timeout(self.send_timeout, send).await {
+                        Ok(r) => r,
+                        Err(_) => Err(format!(
+                            "send took longer than {} s",
+                            self.send_timeout.as_secs()
+                        )),
+                    }
+                }
                 Err(e) => Err(e),
             };
-            let (db, r, delay) = (self.db.clone(), rendered, self.backoff_ms(row.attempts + 1));
+            let attempt = row.attempts + 1;
+            let (db, r, delay) = (self.db.clone(), rendered, self.backoff_ms(attempt));
             let ok = result.is_ok();
             if ok {
                 counts.sent += 1;
                 tracing::info!(job_id = %row.job_id, to = %row.recipient, kind = %row.kind, "e-mail sent");
             } else {
                 counts.failed += 1;
-                tracing::warn!(job_id = %row.job_id, to = %row.recipient, attempt = row.attempts + 1, error = ?result.as_ref().err(), "e-mail not sent; will retry");
+                let error = result.as_ref().err().cloned().unwrap_or_default();
+                if attempt % 10 == 0 {
+                    tracing::error!(job_id = %row.job_id, to = %row.recipient, attempt, %error, "e-mail still not sent; retrying hourly at most");
+                } else {
+                    tracing::warn!(job_id = %row.job_id, to = %row.recipient, attempt, %error, "e-mail not sent; will retry");
+                }
             }
             let err = result.err();
-            let id = row.id;
+            let (id, token) = (row.id, row.token.clone());
             tokio::task::spawn_blocking(move || -> Result<(), DeliveryError> {
                 let conn = crate::db::connect(&db).map_err(|e| DeliveryError::Config(e.to_string()))?;
-                if ok {
+                let n = if ok {
                     conn.execute(
-                        "UPDATE email_outbox SET sent_at = ?2, attempts = attempts + 1, last_error = NULL, \
-                         subject = ?3, body_text = ?4, body_html = ?5 WHERE id = ?1",
-                        params![id, now_ms_fresh(), r.subject, r.text, r.html],
-                    )?;
+                        "UPDATE email_outbox SET sent_at = ?3, attempts = attempts + 1, last_error = NULL, claim_token = NULL, \
+                         subject = ?4, body_text = ?5, body_html = ?6 WHERE id = ?1 AND claim_token = ?2",
+                        params![id, token, now_ms_fresh(), r.subject, r.text, r.html],
+                    )?
                 } else {
                     conn.execute(
-                        "UPDATE email_outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3, \
-                         subject = ?4, body_text = ?5, body_html = ?6 WHERE id = ?1",
-                        params![id, err, now_ms_fresh() + delay, r.subject, r.text, r.html],
-                    )?;
+                        "UPDATE email_outbox SET attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4, claim_token = NULL, \
+                         subject = ?5, body_text = ?6, body_html = ?7 WHERE id = ?1 AND claim_token = ?2",
+                        params![id, token, err, now_ms_fresh() + delay, r.subject, r.text, r.html],
+                    )?
+                };
+                if n == 0 {
+                    tracing::warn!(outbox_id = id, "outbox claim lapsed before the result was recorded");
                 }
                 Ok(())
             })
@@ -253,6 +287,7 @@ struct Row {
     payload: String,
     rendered: Option<Rendered>,
     attempts: u32,
+    token: String,
 }
 
 /// Runs delivery passes every `delivery_interval_ms` until shutdown.

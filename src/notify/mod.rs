@@ -26,26 +26,25 @@ use crate::jobs::{Job, JobState};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotifyConfig {
-    /// Besides verified users of the organization, `email_to` may name
-    /// addresses in these domains (e.g. `["auditors.example"]`).
-    pub allowed_recipient_domains: Vec<String>,
+    /// Per organization, the domains `email_to` may name besides verified
+    /// users of that organization; the key `"*"` applies to every one.
+    /// E.g. `[notify.allowed_recipient_domains] acme = ["auditors.example"]`.
+    pub allowed_recipient_domains: std::collections::BTreeMap<String, Vec<String>>,
     /// Sender of e-mails.
     pub from: String,
     /// How often the outbox is checked, in milliseconds.
     pub delivery_interval_ms: u64,
-    /// Attempts before a message is given up (it stays in the outbox).
-    pub max_attempts: u32,
-    /// Backoff base between attempts, in milliseconds (doubles each time).
+    /// Backoff base between attempts, in milliseconds (doubles each time,
+    /// up to one hour; a message is retried until it is sent).
     pub retry_base_ms: u64,
 }
 
 impl Default for NotifyConfig {
     fn default() -> Self {
         NotifyConfig {
-            allowed_recipient_domains: Vec::new(),
+            allowed_recipient_domains: Default::default(),
             from: "audit-export <audit-export@localhost>".into(),
             delivery_interval_ms: 1_000,
-            max_attempts: 10,
             retry_base_ms: 5_000,
         }
     }

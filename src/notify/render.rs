@@ -66,7 +66,7 @@ pub fn render(kind: Kind, p: &Value, link: Option<&Link>) -> Rendered {
             let retry = if code == "cancelled" {
                 "The export was cancelled. Request it again if you still need it.".to_string()
             } else {
-                "To retry, request the same export again (or restart it); if it keeps failing, contact your administrator with the job id.".to_string()
+                "To retry, request the same export again; if it keeps failing, contact your administrator with the job id.".to_string()
             };
             (
                 "Your audit log export failed".to_string(),
