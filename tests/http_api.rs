@@ -126,6 +126,27 @@ fn roles_tenancy_and_the_role_by_endpoint_matrix() {
     let all = req(a, "GET", "/api/v1/exports", Some(&admin), None).json();
     assert_eq!(all["data"].as_array().unwrap().len(), 2);
     let comp_job = mine["data"][0]["id"].as_str().unwrap().to_string();
+    // A same-organization colleague without admin rights cannot see it.
+    let colleague = env.user("acme", "comp2@acme.example", "compliance");
+    let r = req(
+        a,
+        "GET",
+        &format!("/api/v1/exports/{comp_job}"),
+        Some(&colleague),
+        None,
+    );
+    assert_eq!((r.status, r.code().as_str()), (404, "not_found"));
+    assert_eq!(
+        req(
+            a,
+            "GET",
+            &format!("/api/v1/exports/{comp_job}"),
+            Some(&admin),
+            None
+        )
+        .status,
+        200
+    );
     // Another organization: 404 everywhere, and an empty list.
     for (m, p) in [
         ("GET", format!("/api/v1/exports/{comp_job}")),
