@@ -190,6 +190,23 @@ pub fn list_users(conn: &Connection, org: Option<&str>) -> Result<Vec<User>, Use
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Marks a user's e-mail address verified (or not); returns the updated user.
+///
+/// Verification itself (a mail round trip) happens outside this tool; this records its outcome.
+pub fn set_email_verified(
+    conn: &Connection,
+    org: &str,
+    email: &str,
+    verified: bool,
+) -> Result<User, UserError> {
+    let user = find_by_email(conn, org, email)?.ok_or(UserError::NotFound)?;
+    conn.execute(
+        "UPDATE users SET email_verified = ? WHERE id = ?",
+        params![verified, user.id],
+    )?;
+    get_user(conn, user.id)?.ok_or(UserError::NotFound)
+}
+
 /// Revokes one token (given in full); returns how many were revoked.
 pub fn revoke_token(conn: &Connection, token: &str, now: i64) -> Result<usize, UserError> {
     Ok(conn.execute(

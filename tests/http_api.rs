@@ -659,6 +659,15 @@ fn email_to_must_be_a_verified_colleague_or_an_allowed_domain() {
         recipients,
         r#"["lead@auditors.example","peer@acme.example"]"#
     );
+    // Once verified, the same address is accepted; an unknown user is bad input.
+    let verify = |email: &str| {
+        env.run(&["users", "verify", "--org", "acme", "--email", email])
+            .status
+            .code()
+    };
+    assert_eq!(verify("nobody@acme.example"), Some(2));
+    assert_eq!(verify("New@acme.example"), Some(0));
+    assert_eq!(with(json!("new@acme.example"), "jsonl").status, 202);
 }
 
 #[test]

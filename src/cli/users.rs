@@ -1,4 +1,4 @@
-//! `audit-export users add | list` and `audit-export tokens create | revoke`.
+//! `audit-export users add | verify | list` and `audit-export tokens create | revoke`.
 
 use clap::{Args, Subcommand};
 
@@ -35,6 +35,16 @@ enum UsersCommand {
         #[arg(long, value_parser = parse_role)]
         role: Role,
         /// The e-mail address is not verified (it cannot receive exports).
+        #[arg(long)]
+        unverified: bool,
+    },
+    /// Record that a user's e-mail address is verified (`--unverified` to undo).
+    Verify {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        /// Mark the address unverified instead.
         #[arg(long)]
         unverified: bool,
     },
@@ -98,6 +108,24 @@ pub fn users(cli: &Cli, a: &UsersArgs) -> Result<(), CliError> {
                     ""
                 } else {
                     " (unverified)"
+                }
+            );
+        }
+        UsersCommand::Verify {
+            org,
+            email,
+            unverified,
+        } => {
+            let u = users::set_email_verified(&conn, org, email, !unverified)?;
+            println!(
+                "{} <{}> in {}: e-mail {}",
+                u.name,
+                u.email,
+                u.organization_id,
+                if u.email_verified {
+                    "verified"
+                } else {
+                    "unverified"
                 }
             );
         }
