@@ -199,7 +199,8 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         "async" => false,
         _ => count < state.cfg.http.sync_threshold,
     };
-    if count == 0 {
+    if count == 0 || sync {
+        // Answered in this response: no job, so the filter hash names the export.
         record(
             ctx,
             &user,
@@ -207,19 +208,12 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             &filters.hash(),
             details(None),
         )?;
-        return Ok(json(
-            200,
-            &json!({"record_count": 0, "warning": "no_records"}),
-        ));
-    }
-    if sync {
-        record(
-            ctx,
-            &user,
-            "audit_log.exported",
-            &filters.hash(),
-            details(None),
-        )?;
+        if count == 0 {
+            return Ok(json(
+                200,
+                &json!({"record_count": 0, "warning": "no_records"}),
+            ));
+        }
         return stream(ctx, &filters, Encoder::new(format, csv), count);
     }
     let new = NewJob {
