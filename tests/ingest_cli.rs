@@ -1,5 +1,6 @@
 //! Ingest through the real binary: whole-file rejection, precise line and
-//! field errors, --skip-invalid, CSV round trip, idempotent re-ingest.
+//! field errors, --skip-invalid, CSV and JSON-array round trips, idempotent
+//! re-ingest.
 
 mod common;
 
@@ -128,6 +129,82 @@ fn raw_csv_export_reingests_to_the_same_events() {
             "{org}"
         );
     }
+}
+
+#[test]
+fn json_array_export_reingests_byte_for_byte() {
+    let src = Env::new();
+    src.ingest_fixtures();
+    let dst = Env::new();
+    let export = |env: &Env, format: &str, out: &str| {
+        let args = [
+            "export",
+            "--org",
+            "globex",
+            "--from",
+            "2025-07-01",
+            "--to",
+            "2026-01-31",
+            "--format",
+            format,
+            "--output",
+            out,
+        ];
+        env.expect(&args, 0);
+        std::fs::read(out).unwrap()
+    };
+    let json = src.path("globex.json");
+    let original = export(&src, "json", json.to_str().unwrap());
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&original).unwrap();
+    assert!(events.len() > 500, "{}", events.len());
+    dst.expect(&["ingest", json.to_str().unwrap()], 0);
+    assert_eq!(count(&dst), events.len() as i64);
+    let again = dst.path("again.json");
+    assert_eq!(export(&dst, "json", again.to_str().unwrap()), original);
+}
+
+#[test]
+fn a_json_array_names_the_line_of_each_bad_element_and_its_structure_errors() {
+    let env = Env::new();
+    let file = env.path("in.json");
+    let bad_date = GOOD.replace("2026-01-05T10:00:00.000Z", "2026-13-45");
+    // A string holding `]`, `,` and an escaped quote must not end an element.
+    let tricky = GOOD.replace(r#""name":"Ada""#, r#""name":"A ], \"b\", {c""#);
+    let body = format!("\u{feff}[\n  {GOOD},\n  {bad_date},\n\n  {tricky},\n  42\n]\n");
+    std::fs::write(&file, body).unwrap();
+    let err = env.expect(&["ingest", file.to_str().unwrap(), "--format", "json"], 2);
+    assert!(err.contains("line 3: field `occurred_at`"), "{err}");
+    assert!(err.contains("line 6:"), "{err}");
+    assert!(err.contains("2 invalid line(s)"), "{err}");
+    assert_eq!(count(&env), 0);
+    let err = env.expect(&["ingest", file.to_str().unwrap(), "--skip-invalid"], 0);
+    assert!(err.contains("ingested 2 events"), "{err}");
+    let name: String = env
+        .db()
+        .query_row(
+            "SELECT actor_name FROM audit_logs ORDER BY id DESC",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(name, r#"A ], "b", {c"#);
+
+    for (text, line, message) in [
+        (format!("[{GOOD}"), 1, "the JSON array is not closed"),
+        (format!("[\n{GOOD},\n]"), 3, "empty array element"),
+        (format!("[{GOOD}]\n\n{GOOD}"), 3, "text after the closing"),
+        (format!("[{GOOD},,{GOOD}]"), 1, "empty array element"),
+    ] {
+        std::fs::write(&file, &text).unwrap();
+        let err = env.expect(&["ingest", file.to_str().unwrap()], 2);
+        assert!(
+            err.contains(&format!("line {line}: {message}")),
+            "{text}: {err}"
+        );
+    }
+    std::fs::write(&file, "[ ]\n").unwrap();
+    let err = env.expect(&["ingest", file.to_str().unwrap()], 0);
+    assert!(err.contains("ingested 0 events"), "{err}");
 }
 
 #[test]

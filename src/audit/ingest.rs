@@ -1,5 +1,6 @@
-//! Ingest: audit events from JSONL files, raw-layout CSV files, or parsed
-//! JSON values (the HTTP API), into `audit_logs`.
+//! Ingest: audit events from JSONL files (or one JSON array, as the JSON
+//! export writes it), raw-layout CSV files, or parsed JSON values (the HTTP
+//! API), into `audit_logs`.
 //!
 //! A file is read twice. The first pass validates every line and names each
 //! bad line and field; unless the caller allows skipping, one bad line
@@ -34,12 +35,14 @@ pub const MAX_REPORTED_ERRORS: usize = 50;
 /// Input file layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputFormat {
+    /// JSON Lines, or one JSON array of events: a file whose first
+    /// character is `[` is read as an array, element by element.
     Jsonl,
     Csv,
 }
 
 impl InputFormat {
-    /// Guesses from the file extension (`.csv` → CSV, anything else JSONL).
+    /// Guesses from the file extension (`.csv` → CSV, anything else JSON).
     pub fn from_path(p: &Path) -> InputFormat {
         match p.extension().and_then(|e| e.to_str()) {
             Some(e) if e.eq_ignore_ascii_case("csv") => InputFormat::Csv,
@@ -350,6 +353,21 @@ fn for_each_event(
     match format {
         InputFormat::Jsonl => {
             let mut reader = BufReader::with_capacity(1 << 16, file);
+            if starts_with_array(&mut reader).map_err(read_err)? {
+                return for_each_array_element(reader, |line, bytes| {
+                    let parsed = match bytes {
+                        Ok(b) => serde_json::from_slice::<Value>(b)
+                            .map_err(|e| FieldError::new("", format!("not valid JSON: {e}")))
+                            .and_then(|v| parse_event(&v)),
+                        Err(e) => Err(e),
+                    };
+                    f(line, parsed)
+                })
+                .map_err(|e| match e {
+                    ArrayError::Io(e) => read_err(e),
+                    ArrayError::Stop(e) => e,
+                });
+            }
             let mut buf = Vec::new();
             let mut line_no = 0u64;
             loop {
@@ -416,6 +434,150 @@ fn for_each_event(
                 }
             }
         }
+    }
+}
+
+/// Whether the file, past a BOM and white space, starts with `[` (looks at
+/// the first buffer only); consumes the BOM if so, nothing otherwise.
+fn starts_with_array(r: &mut BufReader<File>) -> std::io::Result<bool> {
+    let buf = r.fill_buf()?;
+    let bom = if buf.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
+    let is_array = buf[bom..]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'[');
+    if is_array {
+        r.consume(bom);
+    }
+    Ok(is_array)
+}
+
+enum ArrayError {
+    Io(std::io::Error),
+    Stop(IngestError),
+}
+
+/// Splits a top-level JSON array into its elements without parsing them,
+/// so memory holds one element at a time however large the file is. Calls
+/// `f(line, element bytes)` with the line each element starts on; a
+/// structural problem (an empty element, no closing bracket, text after
+/// it) is a line error, and the last two end the read.
+fn for_each_array_element(
+    mut r: impl BufRead,
+    mut f: impl FnMut(u64, Result<&[u8], FieldError>) -> Result<(), IngestError>,
+) -> Result<(), ArrayError> {
+    let mut line = 1u64;
+    // 0: before `[`; 1: between elements; 2 and more: inside an element.
+    let mut depth = 0u32;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut after_comma = false;
+    let mut elem: Vec<u8> = Vec::new();
+    let mut elem_line = 0u64;
+    // Ends the current element (at a `,` or the closing `]`).
+    macro_rules! emit {
+        () => {
+            if elem.is_empty() {
+                fail(&mut f, line, "empty array element")?;
+            } else {
+                let out = f(elem_line, Ok(elem.trim_ascii_end()));
+                elem.clear();
+                out.map_err(ArrayError::Stop)?;
+            }
+        };
+    }
+    loop {
+        let buf = r.fill_buf().map_err(ArrayError::Io)?;
+        if buf.is_empty() {
+            return fail(&mut f, line, "the JSON array is not closed (missing `]`)");
+        }
+        let n = buf.len();
+        for (i, &b) in buf.iter().enumerate() {
+            if b == b'\n' {
+                line += 1;
+            }
+            if in_string {
+                elem.push(b);
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    in_string = false;
+                }
+                continue;
+            }
+            match (depth, b) {
+                (_, b' ' | b'\t' | b'\r' | b'\n') if elem.is_empty() => {}
+                (0, b'[') => depth = 1,
+                (1, b',') => {
+                    emit!();
+                    after_comma = true;
+                }
+                (1, b']') => {
+                    // `[]` has no element; `[…,]` ends in an empty one.
+                    if !elem.is_empty() || after_comma {
+                        emit!();
+                    }
+                    let rest = buf[i + 1..].to_vec();
+                    r.consume(n);
+                    return trailing(r, rest, line, &mut f);
+                }
+                _ => {
+                    if elem.is_empty() {
+                        elem_line = line;
+                        after_comma = false;
+                    }
+                    elem.push(b);
+                    match b {
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => depth = depth.saturating_sub(1).max(1),
+                        b'"' => in_string = true,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        r.consume(n);
+    }
+}
+
+/// Reports a structural line error through `f`.
+fn fail(
+    f: &mut impl FnMut(u64, Result<&[u8], FieldError>) -> Result<(), IngestError>,
+    line: u64,
+    message: &str,
+) -> Result<(), ArrayError> {
+    f(line, Err(FieldError::new("", message))).map_err(ArrayError::Stop)
+}
+
+/// After the closing `]` only white space may follow.
+fn trailing(
+    mut r: impl BufRead,
+    mut rest: Vec<u8>,
+    mut line: u64,
+    f: &mut impl FnMut(u64, Result<&[u8], FieldError>) -> Result<(), IngestError>,
+) -> Result<(), ArrayError> {
+    loop {
+        for &b in &rest {
+            if b == b'\n' {
+                line += 1;
+            } else if !b.is_ascii_whitespace() {
+                return fail(f, line, "text after the closing `]`");
+            }
+        }
+        rest.clear();
+        let buf = r.fill_buf().map_err(ArrayError::Io)?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        rest.extend_from_slice(buf);
+        let n = buf.len();
+        r.consume(n);
     }
 }
 

@@ -1,4 +1,5 @@
-//! `audit-export ingest FILE`: load events from JSONL or raw-layout CSV.
+//! `audit-export ingest FILE`: load events from JSONL, a JSON array or
+//! raw-layout CSV.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -11,15 +12,18 @@ use crate::config::Config;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FileFormat {
+    /// JSON Lines, or one JSON array (told apart by the first character).
     Jsonl,
+    /// The same reader as `jsonl`.
+    Json,
     Csv,
 }
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// The file to ingest (.jsonl, or .csv in the raw column layout).
+    /// The file to ingest (.jsonl, a .json array, or .csv in the raw column layout).
     file: PathBuf,
-    /// File format (default: from the extension; .csv is CSV, else JSONL).
+    /// File format (default: from the extension; .csv is CSV, else JSON).
     #[arg(long, value_enum)]
     format: Option<FileFormat>,
     /// Ingest the valid lines and count the invalid ones instead of
@@ -36,7 +40,7 @@ pub fn run(cli: &Cli, _cfg: &Config, a: &IngestArgs) -> Result<(), CliError> {
         )));
     }
     let format = match a.format {
-        Some(FileFormat::Jsonl) => InputFormat::Jsonl,
+        Some(FileFormat::Jsonl | FileFormat::Json) => InputFormat::Jsonl,
         Some(FileFormat::Csv) => InputFormat::Csv,
         None => InputFormat::from_path(&a.file),
     };
