@@ -228,3 +228,53 @@ fn ten_thousand_malformed_requests_get_4xx_with_codes() {
     assert_eq!(ok.status, 202, "{}", String::from_utf8_lossy(&ok.body));
     assert_eq!(req(&addr, "GET", "/healthz", None, None).status, 200);
 }
+
+/// A declared body far larger than memory, a header line without end and a
+/// flood of headers: each gets an answer or a closed connection, and the
+/// server process lives on (tiny_http used to allocate the declared
+/// Content-Length when draining an unread body, and abort).
+#[test]
+fn a_huge_declared_body_or_header_does_not_take_the_server_down() {
+    let env = Env::new();
+    let mut srv = env.serve(&[]);
+    let addr = srv.addr.clone();
+    let admin = env.user("acme", "ada@acme.example", "admin");
+    let huge = "Content-Length: 99999999999\r\n";
+    let cases: Vec<(Vec<u8>, Option<u16>)> = vec![
+        (
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{huge}\r\n").into_bytes(),
+            Some(200),
+        ),
+        (
+            format!("POST /api/v1/exports HTTP/1.1\r\nHost: x\r\n{huge}\r\n{{\"format\"").into_bytes(),
+            Some(401),
+        ),
+        (
+            format!("POST /api/v1/audit-logs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\n{huge}\r\n[").into_bytes(),
+            Some(413),
+        ),
+        // Refused before any handler runs: no answer is fine, a crash is not.
+        (
+            format!("GET /healthz HTTP/1.1\r\nX-Long: {}\r\n\r\n", "a".repeat(1 << 20)).into_bytes(),
+            None,
+        ),
+        (
+            format!("GET /healthz HTTP/1.1\r\n{}\r\n", "X-A: b\r\n".repeat(5_000)).into_bytes(),
+            None,
+        ),
+    ];
+    for (request, want) in cases {
+        let got = raw(&addr, &request).map(|r| r.status);
+        if let Some(want) = want {
+            assert_eq!(got, Some(want));
+        } else if let Some(status) = got {
+            assert!((400..500).contains(&status), "{status}");
+        }
+        assert!(
+            srv.child.try_wait().unwrap().is_none(),
+            "the server died on {}",
+            String::from_utf8_lossy(&request[..request.len().min(80)])
+        );
+    }
+    assert_eq!(req(&addr, "GET", "/healthz", None, None).status, 200);
+}
