@@ -5,6 +5,7 @@ mod common;
 
 use common::{day_ms, oracle, Env, Row};
 use serde_json::Value;
+use std::path::Path;
 
 /// A filter combination: CLI flags and the equivalent hand-written SQL.
 struct Case {
@@ -720,4 +721,68 @@ fn seed_is_deterministic() {
     assert!(!da.is_empty());
     assert_eq!(da, db);
     assert_ne!(da, dc);
+}
+
+#[test]
+fn a_named_pipe_is_written_through_and_a_symlink_is_followed() {
+    use std::os::unix::fs::FileTypeExt;
+    let env = Env::new();
+    env.ingest_fixtures();
+    let args = |out: &str| {
+        [
+            "export",
+            "--org",
+            "acme",
+            "--from",
+            "2025-07-01",
+            "--to",
+            "2025-07-31",
+            "--format",
+            "csv",
+            "--output",
+            out,
+        ]
+        .map(String::from)
+    };
+    let run = |out: &Path| {
+        let a = args(out.to_str().unwrap());
+        env.expect(&a.iter().map(String::as_str).collect::<Vec<_>>(), 0);
+    };
+    let plain = env.path("plain.csv");
+    run(&plain);
+    let expected = std::fs::read(&plain).unwrap();
+
+    let fifo = env.path("out.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    run(&fifo);
+    assert_eq!(reader.join().unwrap(), expected);
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the pipe was replaced by {kind:?}");
+
+    std::fs::create_dir(env.path("real")).unwrap();
+    std::fs::write(env.path("real/target.csv"), "old").unwrap();
+    let link = env.path("link.csv");
+    std::os::unix::fs::symlink("real/target.csv", &link).unwrap();
+    run(&link);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read(env.path("real/target.csv")).unwrap(),
+        expected
+    );
+    // A dangling link: its destination is created.
+    let dangling = env.path("dangling.csv");
+    std::os::unix::fs::symlink("real/new.csv", &dangling).unwrap();
+    run(&dangling);
+    assert_eq!(std::fs::read(env.path("real/new.csv")).unwrap(), expected);
 }

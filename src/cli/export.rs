@@ -3,6 +3,8 @@
 //! A file is written under a temporary name in the target folder, fsynced
 //! and renamed into place only when complete, so PATH never holds a partial
 //! export. With no matching event nothing is created and the exit code is 3.
+//! A device or named pipe at PATH is written directly (never replaced), and
+//! a symbolic link is followed (the link stays).
 
 use std::fs::File;
 use std::io::{self, BufWriter};
@@ -238,6 +240,7 @@ fn export_error(e: crate::export::ExportError) -> CliError {
 }
 
 fn check_output_path(p: &Path) -> Result<(), CliError> {
+    let p = &resolve_link(p);
     if p.is_dir() {
         return Err(CliError::bad_input(format!(
             "--output: {} is a directory; name a file",
@@ -261,42 +264,72 @@ fn parent_dir(p: &Path) -> PathBuf {
     }
 }
 
-/// A file written under a temporary name and renamed into place on commit;
-/// removed on drop if never committed.
+/// Where the export goes. A regular file (or a new path) is written under a
+/// temporary name and renamed into place on commit, removed on drop if never
+/// committed. A device, FIFO or socket (`/dev/null`, a named pipe) cannot be
+/// replaced by a rename without destroying it, so it is written directly. A
+/// symbolic link is followed: the file it points to is replaced, the link
+/// stays.
 struct TempOutput {
     target: PathBuf,
     temp: PathBuf,
+    direct: bool,
     created: bool,
 }
 
 impl TempOutput {
-    fn new(target: &Path) -> TempOutput {
+    fn new(output: &Path) -> TempOutput {
+        let target = resolve_link(output);
+        let direct = std::fs::metadata(&target).is_ok_and(|m| !m.is_file());
         let name = target
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "export".into());
-        let temp = parent_dir(target).join(format!(".{name}.{}.partial", std::process::id()));
+        let temp = parent_dir(&target).join(format!(".{name}.{}.partial", std::process::id()));
         TempOutput {
-            target: target.to_path_buf(),
+            target,
             temp,
+            direct,
             created: false,
         }
     }
 
     fn create(&mut self) -> io::Result<BufWriter<File>> {
-        let f = File::create(&self.temp)?;
-        self.created = true;
+        let f = if self.direct {
+            std::fs::OpenOptions::new().write(true).open(&self.target)?
+        } else {
+            let f = File::create(&self.temp)?;
+            self.created = true;
+            f
+        };
         Ok(BufWriter::with_capacity(1 << 16, f))
     }
 
     fn commit(mut self, out: BufWriter<File>) -> io::Result<()> {
         let f = out.into_inner().map_err(|e| e.into_error())?;
+        if self.direct {
+            return Ok(());
+        }
         f.sync_all()?;
         drop(f);
         std::fs::rename(&self.temp, &self.target)?;
         self.created = false;
         Ok(())
     }
+}
+
+/// The path a chain of symbolic links ends at (the path itself if it is not
+/// a link; a dangling link's destination, which the export then creates).
+fn resolve_link(p: &Path) -> PathBuf {
+    let mut p = p.to_path_buf();
+    // A bound, as `ls` and the kernel have one, against link loops.
+    for _ in 0..40 {
+        match std::fs::read_link(&p) {
+            Ok(dest) => p = parent_dir(&p).join(dest),
+            Err(_) => break,
+        }
+    }
+    p
 }
 
 impl Drop for TempOutput {
