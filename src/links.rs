@@ -71,8 +71,19 @@ impl Signer {
         )
     }
 
-    /// Constant-time check of a hex signature.
+    /// Constant-time check of a hex signature, in the exact form [`sign`]
+    /// writes (lower-case): any other spelling is a different link.
+    ///
+    /// [`sign`]: Signer::sign
     pub fn verify(&self, job_id: &str, file_key: &str, expires: i64, sig_hex: &str) -> bool {
+        // Strictly lower-case hex digits: `from_str_radix` would also take
+        // a `+` sign or upper case, other spellings of the same bytes.
+        if !sig_hex
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return false;
+        }
         let Some(sig) = unhex(sig_hex) else {
             return false;
         };
@@ -115,6 +126,13 @@ mod tests {
             std::str::from_utf8(&bad).unwrap()
         ));
         assert!(!s.verify("JOB1", "acme/JOB1/f.csv", 1_800_000_000, "zz"));
+        // The same bytes spelled another way are not the signature handed out.
+        let plus = format!("+{}", &sig[1..]);
+        for other in [sig.to_ascii_uppercase(), plus] {
+            if other != sig {
+                assert!(!s.verify("JOB1", "acme/JOB1/f.csv", 1_800_000_000, &other));
+            }
+        }
         assert!(!Signer::new(b"another secret, another signature").verify(
             "JOB1",
             "acme/JOB1/f.csv",

@@ -381,6 +381,12 @@ fn sync_export_equals_the_cli_and_async_links_download_the_stored_file() {
         format!("{base}?expires={expires}&sig={}", flip(sig, 10)),
         format!("{base}?expires={expires}"),
         base.to_string(),
+        // Other spellings of the same values are other links.
+        format!("{base}?expires=0{expires}&sig={sig}"),
+        format!("{base}?expires=%2B{expires}&sig={sig}"),
+        format!("{base}?expires={expires}&sig={}", sig.to_ascii_uppercase()),
+        format!("{base}?expires={expires}&sig={sig}&sig=00"),
+        format!("{base}?expires={expires}&expires={expires}&sig={sig}"),
     ];
     for t in tampered {
         let r = req(a, "GET", &t, None, None);
@@ -562,6 +568,10 @@ fn ingest_view_pagination_and_service_endpoints() {
         (
             "from=2025-07-01&to=2025-08-01&colour=red",
             "unknown_parameter",
+        ),
+        (
+            "from=2025-07-01&to=2025-08-01&from=2025-07-02",
+            "duplicate_parameter",
         ),
     ] {
         let r = req(

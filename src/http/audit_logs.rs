@@ -117,7 +117,12 @@ pub fn view(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     };
     let mut cursor = None;
     let mut limit = 100usize;
+    let mut seen = std::collections::HashSet::new();
     for (k, v) in &ctx.query {
+        let single = !matches!(k.as_str(), "action" | "actor" | "stream");
+        if single && !seen.insert(k.as_str()) {
+            return Err(super::routes::duplicate_parameter(k));
+        }
         match k.as_str() {
             "from" => input.from = Some(v.clone()),
             "to" => input.to = Some(v.clone()),

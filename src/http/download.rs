@@ -33,9 +33,18 @@ fn expired(expires: i64) -> ApiError {
 
 pub fn download(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let id = ctx.id.clone().unwrap_or_default();
-    let expires: Option<i64> = ctx.param("expires").and_then(|e| e.parse().ok());
-    let sig = ctx.param("sig").map(str::to_string);
-    let (Some(expires), Some(sig)) = (expires, sig) else {
+    // Only the exact form the server signs is accepted: a link whose bytes
+    // differ in any way (`expires=0…`, `+…`, upper-case hex, a parameter
+    // given twice) is not the link that was handed out.
+    let (Ok(Some(expires_text)), Ok(Some(sig))) = (ctx.param("expires"), ctx.param("sig")) else {
+        return Err(bad_signature());
+    };
+    let sig = sig.to_string();
+    let Some(expires) = expires_text
+        .parse::<i64>()
+        .ok()
+        .filter(|e| e.to_string() == expires_text)
+    else {
         return Err(bad_signature());
     };
     let now_s = now_ms() / 1000;

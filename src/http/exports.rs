@@ -437,7 +437,7 @@ fn visible_job(ctx: &Ctx<'_>, user: &User) -> Result<Job, ApiError> {
 
 pub fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.user()?;
-    let limit = super::util::limit(ctx.param("limit"), 50, 500)?;
+    let limit = super::util::limit(ctx.param("limit")?, 50, 500)?;
     let requester = (user.role != Role::Admin).then(|| user.requester());
     let jobs = store::list(
         ctx.conn,

@@ -9,8 +9,8 @@ use crate::notify::inapp;
 
 pub fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.user()?;
-    let limit = super::util::limit(ctx.param("limit"), 50, 200)?;
-    let after = match ctx.param("cursor") {
+    let limit = super::util::limit(ctx.param("limit")?, 50, 200)?;
+    let after = match ctx.param("cursor")? {
         None => None,
         Some(c) => {
             let bad = || {

@@ -122,12 +122,23 @@ impl Ctx<'_> {
         Ok(u)
     }
 
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+    /// A single-valued query parameter; given twice it is a 400, not a
+    /// silent choice between the two.
+    pub fn param(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        let mut found = self.query.iter().filter(|(k, _)| k == name);
+        let first = found.next().map(|(_, v)| v.as_str());
+        if found.next().is_some() {
+            return Err(duplicate_parameter(name));
+        }
+        Ok(first)
     }
+}
+
+pub fn duplicate_parameter(name: &str) -> ApiError {
+    ApiError::bad_request(
+        "duplicate_parameter",
+        format!("query parameter {name:?} is given more than once"),
+    )
 }
 
 /// Matches `path` against a template; returns the `{id}` segment if any.
