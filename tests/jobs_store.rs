@@ -724,3 +724,102 @@ async fn a_restart_requested_while_running_is_honoured() {
         .collect();
     assert_eq!(events, ["create", "restart", "spool_complete", "stored"]);
 }
+
+/// A cancel or restart that arrives while the file is being stored wins
+/// over the upload: the job is not reported completed, and the stored file
+/// of the unwanted run is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_or_restart_arriving_during_upload_wins_over_the_stored_file() {
+    let fx = Fixture::new();
+    let mut conn = fx.conn();
+    let mut create = |org: &str| {
+        store::create(
+            &mut conn,
+            &new_job("u1", filters(org, "2025-07-01")),
+            3,
+            now_ms(),
+        )
+        .unwrap()
+        .job()
+        .id
+        .clone()
+    };
+    let (cancelled, restarted) = (create("acme"), create("globex"));
+    let keys = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (k, data) = (keys.clone(), fx.data());
+    let (c_id, r_id) = (cancelled.clone(), restarted.clone());
+    // The user's request lands while storage is writing the file.
+    let hook = Arc::new(move |key: &str| {
+        let mut seen = k.lock().unwrap();
+        seen.push(key.to_string());
+        let db = audit_export::db::open_data_dir(&data).unwrap();
+        let first_for = |id: &str| seen.iter().filter(|s| s.contains(id)).count() == 1;
+        if key.contains(&c_id) {
+            db.execute(
+                "UPDATE export_jobs SET cancel_requested = 1 WHERE id = ?",
+                [&c_id],
+            )
+            .unwrap();
+        } else if key.contains(&r_id) && first_for(&r_id) {
+            db.execute(
+                "UPDATE export_jobs SET restart_requested = 1 WHERE id = ?",
+                [&r_id],
+            )
+            .unwrap();
+        }
+        None
+    });
+    let st = Storage::from_config(&StorageConfig::default(), &fx.data())
+        .unwrap()
+        .with_fault(hook);
+    run_until(fx.engine(fast(), Some(st)), fx.data(), |c| {
+        state(c, &cancelled) == JobState::Failed && state(c, &restarted) == JobState::Completed
+    })
+    .await;
+    let storage = Storage::from_config(&StorageConfig::default(), &fx.data()).unwrap();
+
+    let job = store::get(&conn, &cancelled).unwrap();
+    assert_eq!(job.error_code.as_deref(), Some("cancelled"));
+    assert!(job.file.is_none());
+    let key = keys
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|k| k.contains(&cancelled))
+        .cloned()
+        .unwrap();
+    assert!(
+        !storage.exists(&key).await.unwrap(),
+        "the cancelled upload's file was left"
+    );
+    assert!(!spool_dir(&fx.data(), &cancelled).exists(), "spool leaked");
+    let events: Vec<String> = store::history(&conn, &cancelled)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.2)
+        .collect();
+    assert_eq!(events, ["create", "spool_complete", "cancel"]);
+
+    let job = store::get(&conn, &restarted).unwrap();
+    let file = job.file.expect("the restarted job stored its file again");
+    assert!(storage.exists(&file.key).await.unwrap());
+    assert_eq!(
+        storage.read(&file.key).await.unwrap().len() as u64,
+        file.size
+    );
+    let events: Vec<String> = store::history(&conn, &restarted)
+        .unwrap()
+        .into_iter()
+        .map(|h| h.2)
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "create",
+            "spool_complete",
+            "restart",
+            "spool_complete",
+            "stored"
+        ]
+    );
+}

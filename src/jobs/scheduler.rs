@@ -185,23 +185,24 @@ async fn honour(
     lease: &Lease,
     cancel: bool,
 ) -> Result<JobState, JobError> {
-    let (event, patch) = if cancel {
-        (
-            JobEvent::Cancel,
-            error_patch("cancelled", "cancelled by request"),
-        )
+    let event = if cancel {
+        JobEvent::Cancel
     } else {
-        (JobEvent::Restart, Patch::default())
+        JobEvent::Restart
     };
-    let out = apply(conn, &job.id, lease, event, patch).await?;
-    if cancel {
-        let _ = remove_spool(&engine.data_dir, &job.id);
-    } else {
-        // Restart keeps the folder: the job is claimable again already, and
-        // its next export step clears the spool itself (no checkpoint).
+    let out = apply(conn, &job.id, lease, event, Patch::default()).await?;
+    Ok(after_request(engine, &out.job))
+}
+
+/// Cleans up after a cancel (spool removed) or restart (the job is
+/// claimable again; its next export step clears the spool itself).
+fn after_request(engine: &Engine, job: &Job) -> JobState {
+    if job.state == JobState::Exporting {
         engine.wake.notify_one();
+    } else {
+        let _ = remove_spool(&engine.data_dir, &job.id);
     }
-    Ok(out.job.state)
+    job.state
 }
 
 async fn drive(engine: &Arc<Engine>, mut job: Job, lease: &Lease) -> Result<JobState, JobError> {
@@ -231,16 +232,18 @@ async fn drive(engine: &Arc<Engine>, mut job: Job, lease: &Lease) -> Result<JobS
                 job = apply(&conn, &job.id, lease, JobEvent::SpoolComplete, patch)
                     .await?
                     .job;
+                if job.state != JobState::Uploading {
+                    // A cancel or restart request arrived with the last batch.
+                    return Ok(after_request(engine, &job));
+                }
             }
             Ok(ExportOutcome::NoRecords) => {
                 let patch = Patch {
                     record_count: Some(0),
                     ..Patch::default()
                 };
-                return Ok(apply(&conn, &job.id, lease, JobEvent::NoRecords, patch)
-                    .await?
-                    .job
-                    .state);
+                let out = apply(&conn, &job.id, lease, JobEvent::NoRecords, patch).await?;
+                return Ok(after_request(engine, &out.job));
             }
             Ok(ExportOutcome::CancelRequested) => {
                 return honour(engine, &conn, &job, lease, true).await
@@ -271,12 +274,22 @@ async fn drive(engine: &Arc<Engine>, mut job: Job, lease: &Lease) -> Result<JobS
     };
     match result {
         Ok(file) => {
+            let key = file.key.clone();
             let patch = Patch {
                 record_count: Some(job.exported_count),
                 file: Some(file),
                 ..Patch::default()
             };
             let out = apply(&conn, &job.id, lease, JobEvent::Stored, patch).await?;
+            if out.job.state != JobState::Completed {
+                // Cancelled or restarted while uploading: the stored file
+                // belongs to no completed job, so it goes (the clean-up
+                // cron only looks at jobs that hold a file).
+                if let Err(e) = engine.storage.delete(&key).await {
+                    tracing::warn!(job_id = %job.id, error = %e, "cannot remove the file of a cancelled upload");
+                }
+                return Ok(after_request(engine, &out.job));
+            }
             let _ = remove_spool(&engine.data_dir, &job.id);
             Ok(out.job.state)
         }

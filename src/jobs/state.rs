@@ -122,6 +122,18 @@ impl JobEvent {
 }
 
 /// What to do with a job.
+/// A user's pending cancel or restart outranks a step's own result: the
+/// step may have finished (even stored its file), but the user no longer
+/// wants what it produced. Requests and expiry pass through unchanged.
+pub fn with_pending_request(event: JobEvent, cancel: bool, restart: bool) -> JobEvent {
+    match event {
+        JobEvent::Cancel | JobEvent::Restart | JobEvent::TtlExceeded => event,
+        _ if cancel => JobEvent::Cancel,
+        _ if restart => JobEvent::Restart,
+        _ => event,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     pub to: JobState,
@@ -237,6 +249,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_pending_request_outranks_every_step_result() {
+        for event in E::ALL {
+            for (cancel, restart) in [(false, false), (true, false), (false, true), (true, true)] {
+                let got = with_pending_request(event, cancel, restart);
+                let expected = match event {
+                    E::Cancel | E::Restart | E::TtlExceeded => event,
+                    _ if cancel => E::Cancel,
+                    _ if restart => E::Restart,
+                    _ => event,
+                };
+                assert_eq!(got, expected, "{event:?} cancel={cancel} restart={restart}");
+            }
+        }
+        assert_eq!(with_pending_request(E::Stored, true, false), E::Cancel);
+        assert_eq!(with_pending_request(E::Stored, false, true), E::Restart);
+        assert_eq!(with_pending_request(E::Stored, false, false), E::Stored);
     }
 
     #[test]

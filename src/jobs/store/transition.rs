@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection};
 
 use super::{get, record_transition, Job, Lease};
-use crate::jobs::state::{decide, Decision, JobEvent, JobState};
+use crate::jobs::state::{decide, with_pending_request, Decision, JobEvent, JobState};
 use crate::jobs::JobError;
 
 /// Who may move the job.
@@ -78,8 +78,17 @@ pub fn apply(
         }
         Fence::Any => None,
     };
+    // A request that arrived while the step ran wins over the step's result
+    // here, in the same transaction, so none slips between check and write.
+    let event = with_pending_request(event, job.cancel_requested, job.restart_requested);
     let decision = decide(job.state, event, job.attempt, job.max_attempts)?;
-    let (err_code, err_msg) = patch.error.clone().unzip();
+    let (err_code, err_msg) = match event {
+        JobEvent::Cancel => (
+            Some("cancelled".to_string()),
+            Some("cancelled by request".to_string()),
+        ),
+        _ => patch.error.clone().unzip(),
+    };
     let lease_token = match fence {
         Fence::Lease(l) => Some(l.token.clone()),
         _ => job.lease_token.clone(),
@@ -219,12 +228,7 @@ fn request(
     if !job.state.in_progress() {
         return Err(JobError::NotInProgress(id.to_string()));
     }
-    let patch = Patch {
-        error: (event == JobEvent::Cancel)
-            .then(|| ("cancelled".to_string(), "cancelled by request".to_string())),
-        ..Patch::default()
-    };
-    match apply(conn, id, Fence::Free, event, patch, now) {
+    match apply(conn, id, Fence::Free, event, Patch::default(), now) {
         Ok(out) => Ok(Request::Applied(out.job)),
         Err(JobError::LeaseLost(_)) => {
             let n = conn.execute(
