@@ -223,43 +223,16 @@ fn mails_for_every_outcome_and_the_link_downloads_the_file() {
         .unwrap();
     assert!(dl.body == std::fs::read(env.data_dir().join("exports").join(stored_key)).unwrap());
 
-    // No results: HTTP answers zero matches at once, so a no-results job
-    // comes from elsewhere (CLI, schedules); enqueue one through the library,
-    // for ada, mailed to a verified colleague.
-    let ada_id: i64 = env
-        .db()
-        .query_row(
-            "SELECT id FROM users WHERE email = 'ada@acme.example'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let filters = audit_export::filters::FilterInput {
-        organization: Some("acme".into()),
-        from: Some("2024-01-01".into()),
-        to: Some("2024-01-31".into()),
-        actions: vec!["user.*".into()],
-        ..Default::default()
-    }
-    .validate(&Default::default())
-    .unwrap();
-    let new = audit_export::jobs::NewJob {
-        requester: format!("user:{ada_id}"),
-        filters,
-        format: audit_export::format::Format::Json,
-        csv: Default::default(),
-        compress: audit_export::jobs::Compress::Never,
-        max_attempts: 3,
-        estimated_count: Some(0),
-        schedule_id: None,
-        fire_time: None,
-        recipients: vec!["peer@acme.example".into()],
-        restart: false,
-    };
-    let mut conn = audit_export::db::open_data_dir(&env.data_dir()).unwrap();
-    let none = audit_export::jobs::store::create(&mut conn, &new, 3, audit_export::jobs::now_ms())
-        .unwrap();
-    wait_state(&env, &none.job().id, "completed");
+    // No results: an explicitly async export that matches nothing still
+    // runs as a job, mailed here to a verified colleague.
+    let none = post(
+        a,
+        &ada,
+        &json!({"format": "json", "mode": "async", "email_to": "peer@acme.example",
+                "filters": {"from": "2024-01-01", "to": "2024-01-31", "actions": ["user.*"]}}),
+    );
+    assert_eq!(none["progress"]["estimated"], 0, "{none}");
+    wait_state(&env, none["id"].as_str().unwrap(), "completed");
     let m = wait_mails(&smtp.maildir, 2, 30);
     assert!(
         m[1].contains("To: peer@acme.example") && m[1].contains("found no records"),
@@ -492,4 +465,127 @@ fn without_smtp_mails_become_eml_files() {
         assert!(Instant::now() < deadline, "no .eml written");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The CLI: `--requester` naming a user makes the job theirs (their list,
+/// their in-app notice, their verified address by default); `--email-to`
+/// obeys the same rule as the API's `email_to`; `worker --drain` sends what
+/// its jobs queued before it exits (here as `.eml` files: no SMTP set).
+#[test]
+fn cli_jobs_notify_the_requesting_user_and_check_email_to() {
+    let env = Env::new();
+    env.ingest_fixtures();
+    env.user("acme", "co@acme.example", "compliance");
+    env.user("globex", "g@globex.example", "admin");
+    let nothing = [
+        "--org",
+        "acme",
+        "--from",
+        "2025-07-01",
+        "--to",
+        "2025-07-10",
+        "--format",
+        "csv",
+        "--action",
+        "nothing.here",
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&str> {
+        let mut v = vec!["export", "--async"];
+        v.extend(nothing);
+        v.extend(extra);
+        v
+    };
+    for (extra, needle) in [
+        (&["--email-to", "stranger@example.com"][..], "--email-to:"),
+        (&["--email-to", "g@globex.example"][..], "--email-to:"),
+        (&["--requester", "user:999"][..], "--requester:"),
+        (
+            &[
+                "--requester",
+                "g@globex.example",
+                "--email-to",
+                "co@acme.example",
+            ][..],
+            "",
+        ),
+    ] {
+        let out = env.run(&with(extra));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let want = if needle.is_empty() { 0 } else { 2 };
+        assert_eq!(out.status.code(), Some(want), "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+    }
+    let out = env.run(&[
+        "export",
+        "--org",
+        "acme",
+        "--from",
+        "2025-07-01",
+        "--to",
+        "2025-07-10",
+        "--format",
+        "csv",
+        "--output",
+        "x.csv",
+        "--email-to",
+        "co@acme.example",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let id = env.enqueue(
+        &[
+            &nothing[..],
+            &["--requester", "CO@acme.example", "--restart"],
+        ]
+        .concat(),
+        &[],
+    );
+    let out = env.run(&["worker", "--drain"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (requester, state, count): (String, String, i64) = env
+        .db()
+        .query_row(
+            "SELECT requester, state, record_count FROM export_jobs WHERE id = ?",
+            [&id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let co: i64 = env
+        .db()
+        .query_row(
+            "SELECT id FROM users WHERE email = 'co@acme.example'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        (requester, state.as_str(), count),
+        (format!("user:{co}"), "completed", 0)
+    );
+    let kind: String = env
+        .db()
+        .query_row(
+            "SELECT kind FROM notifications WHERE job_id = ?",
+            [&id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kind, "export_no_results");
+    let mails: Vec<String> = std::fs::read_dir(env.data_dir().join("outbox"))
+        .unwrap()
+        .flatten()
+        .map(|f| decode(&std::fs::read_to_string(f.path()).unwrap()))
+        .collect();
+    let to_co: Vec<&String> = mails.iter().filter(|m| m.contains(&id)).collect();
+    assert_eq!(to_co.len(), 1, "{mails:?}");
+    assert!(
+        to_co[0].contains("To: co@acme.example") && to_co[0].contains("found no records"),
+        "{}",
+        to_co[0]
+    );
 }

@@ -13,6 +13,9 @@ use std::time::Instant;
 
 use clap::Args;
 
+use crate::notify::recipients::{check, default_for, RecipientError};
+use crate::users::{self, User};
+
 use super::progress::Progress;
 use super::{human_bytes, thousands, Cli, CliError, EXIT_NO_MATCH};
 use crate::config::Config;
@@ -64,9 +67,16 @@ pub struct ExportArgs {
     /// (`audit-export worker`) runs it. --output is not used.
     #[arg(long)]
     r#async: bool,
-    /// Who asks (duplicate detection and limits are per requester).
+    /// Who asks (duplicate detection and limits are per requester): a user
+    /// (`user:ID` or their e-mail) gets the job in their list and its
+    /// notifications; any other text is a label.
     #[arg(long, env = "AUDIT_EXPORT_REQUESTER", default_value = "cli")]
     requester: String,
+    /// With --async: e-mail the outcome to ADDR (a verified user of the
+    /// organization, or an address in an allowed recipient domain); may be
+    /// repeated. Default: the requesting user's own verified address.
+    #[arg(long = "email-to", value_name = "ADDR")]
+    email_to: Vec<String>,
     /// With --async: restart an identical job in progress instead of failing.
     #[arg(long)]
     restart: bool,
@@ -124,6 +134,11 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
     };
     if a.r#async {
         return enqueue(cli, cfg, a, filters, csv);
+    }
+    if !a.email_to.is_empty() {
+        return Err(CliError::bad_input(
+            "--email-to: only with --async (a direct export writes --output)",
+        ));
     }
     let output = a
         .output
@@ -213,6 +228,16 @@ fn enqueue(
         )));
     }
     let conn = crate::db::open_data_dir(&cli.data_dir)?;
+    let user = requesting_user(&conn, &a.requester, &filters.organization)?;
+    let recipients = if a.email_to.is_empty() {
+        user.as_ref().map(default_for).unwrap_or_default()
+    } else {
+        check(&conn, &cfg.notify, &filters.organization, &a.email_to).map_err(|e| match e {
+            RecipientError::Db(e) => e.into(),
+            other => CliError::bad_input(format!("--email-to: {other}")),
+        })?
+    };
+    let requester = user.map_or_else(|| a.requester.clone(), |u| u.requester());
     let estimate = crate::audit::query::count(&conn, &filters)?;
     drop(conn);
     let compress = match &a.compress {
@@ -220,7 +245,7 @@ fn enqueue(
         None => cfg.jobs.compress,
     };
     let new = crate::jobs::NewJob {
-        requester: a.requester.clone(),
+        requester,
         filters,
         format: a.format,
         csv,
@@ -229,10 +254,39 @@ fn enqueue(
         estimated_count: Some(estimate),
         schedule_id: None,
         fire_time: None,
-        recipients: Vec::new(),
+        recipients,
         restart: a.restart,
     };
     super::jobs::enqueue(cli, cfg, new)
+}
+
+/// The user `--requester` names (`user:ID`, or the e-mail of a user of the
+/// organization), if it names one; a user of another organization is an
+/// error.
+fn requesting_user(
+    conn: &rusqlite::Connection,
+    requester: &str,
+    org: &str,
+) -> Result<Option<User>, CliError> {
+    let user = if let Some(id) = requester.strip_prefix("user:") {
+        let id: i64 = id.parse().map_err(|_| {
+            CliError::bad_input(format!("--requester: {requester:?} is not user:ID"))
+        })?;
+        let u = users::get_user(conn, id)?
+            .ok_or_else(|| CliError::bad_input(format!("--requester: there is no user {id}")))?;
+        Some(u)
+    } else if requester.contains('@') {
+        users::find_by_email(conn, org, requester)?
+    } else {
+        None
+    };
+    match user {
+        Some(u) if u.organization_id != org => Err(CliError::bad_input(format!(
+            "--requester: user {} belongs to organization {}, not {org}",
+            u.id, u.organization_id
+        ))),
+        other => Ok(other),
+    }
 }
 
 fn export_error(e: crate::export::ExportError) -> CliError {

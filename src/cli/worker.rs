@@ -76,11 +76,19 @@ pub fn run(cli: &Cli, cfg: &Config, a: &WorkerArgs) -> Result<(), CliError> {
         );
         let loop_task = tokio::spawn(crate::jobs::scheduler::run(engine.clone(), rx.clone()));
         let cron_task = tokio::spawn(crate::jobs::crons::run(engine.clone(), rx.clone()));
-        let mail_task = tokio::spawn(crate::notify::deliver::run(mailer, rx));
+        let mail_task = tokio::spawn(crate::notify::deliver::run(mailer.clone(), rx));
         if a.drain {
-            tokio::select! {
-                _ = wait_for_signal() => {}
-                _ = drained(&engine) => {}
+            let finished = tokio::select! {
+                _ = wait_for_signal() => false,
+                _ = drained(&engine) => true,
+            };
+            if finished {
+                // The last jobs' notifications were just queued: send them
+                // now rather than at the next worker start (a failure stays
+                // queued with its retry time, as always).
+                if let Err(e) = mailer.run_once(crate::jobs::now_ms()).await {
+                    tracing::error!(error = %e, "delivery pass failed");
+                }
             }
         } else {
             wait_for_signal().await;

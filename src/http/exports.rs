@@ -84,66 +84,32 @@ pub fn estimate(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     ))
 }
 
-/// Checks `email_to`: verified users of the caller's organization, or
-/// addresses in an allowed domain; 422 `unverified_recipient` otherwise.
+/// Checks `email_to` (see [`crate::notify::recipients`]): 422
+/// `unverified_recipient` for an address nobody vouches for.
 fn recipients(
     ctx: &Ctx<'_>,
     user: &User,
     email_to: Option<OneOrMany>,
 ) -> Result<Vec<String>, ApiError> {
+    use crate::notify::recipients::{check, default_for, RecipientError};
     let list = match email_to {
-        None => {
-            return Ok(if user.email_verified {
-                vec![user.email.clone()]
-            } else {
-                vec![]
-            })
-        }
+        None => return Ok(default_for(user)),
         Some(OneOrMany::One(s)) => vec![s],
         Some(OneOrMany::Many(v)) => v,
     };
-    if list.len() > 20 {
-        return Err(ApiError::bad_request(
-            "invalid_email_to",
-            "at most 20 recipients",
-        ));
-    }
-    let domains = &ctx.state.cfg.notify.allowed_recipient_domains;
-    let allowed: Vec<&String> = [user.organization_id.as_str(), "*"]
-        .iter()
-        .filter_map(|k| domains.get(*k))
-        .flatten()
-        .collect();
-    let mut out = Vec::new();
-    for raw in list {
-        let addr = raw.trim().to_ascii_lowercase();
-        let parsed: Result<lettre::Address, _> = addr.parse();
-        let Ok(parsed) = parsed else {
-            return Err(ApiError::bad_request(
-                "invalid_email_to",
-                format!("{raw:?} is not an e-mail address"),
-            ));
-        };
-        let domain = parsed.domain();
-        let verified_user = crate::users::find_by_email(ctx.conn, &user.organization_id, &addr)?
-            .is_some_and(|u| u.email_verified);
-        let allowed_domain = allowed.iter().any(|d| {
-            d.trim()
-                .trim_start_matches('@')
-                .eq_ignore_ascii_case(domain)
-        });
-        if !(verified_user || allowed_domain) {
-            return Err(ApiError::new(
-                422,
-                "unverified_recipient",
-                format!("{addr} is neither a verified user of your organization nor in an allowed recipient domain"),
-            ));
+    check(
+        ctx.conn,
+        &ctx.state.cfg.notify,
+        &user.organization_id,
+        &list,
+    )
+    .map_err(|e| match e {
+        RecipientError::Db(e) => e.into(),
+        RecipientError::Unverified(_) => ApiError::new(422, "unverified_recipient", e.to_string()),
+        RecipientError::Invalid(_) | RecipientError::TooMany => {
+            ApiError::bad_request("invalid_email_to", e.to_string())
         }
-        out.push(addr);
-    }
-    out.sort();
-    out.dedup();
-    Ok(out)
+    })
 }
 
 fn actor(user: &User) -> crate::audit::record::Actor {
@@ -199,7 +165,10 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         "async" => false,
         _ => count < state.cfg.http.sync_threshold,
     };
-    if count == 0 || sync {
+    // Nothing matches: answered at once, unless the caller asked for a
+    // background job, which then ends `completed` without a file and
+    // notifies "no results" (in-app and by e-mail) like any other job.
+    if sync || (count == 0 && mode != "async") {
         // Answered in this response: no job, so the filter hash names the export.
         record(
             ctx,

@@ -79,7 +79,7 @@ pub fn document() -> Value {
             "/api/v1/exports": {
                 "post": {"summary": "Export: small ones streamed at once (200), large ones as a job (202)", "security": auth,
                     "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ExportRequest"}}}},
-                    "responses": common(json!({"200": {"description": "the file (sync), or {record_count: 0, warning: no_records}"},
+                    "responses": common(json!({"200": {"description": "the file (sync), or {record_count: 0, warning: no_records} when nothing matches (unless mode is async)"},
                         "202": ok("job created", job.clone()), "400": err("bad request"), "409": err("duplicate_export"),
                         "413": err("body too large"), "422": err("unverified_recipient"), "429": err("too_many_exports")}))},
                 "get": {"summary": "Jobs: your own (admin: the organization's)", "security": auth,

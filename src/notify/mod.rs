@@ -9,11 +9,13 @@
 //!   `<data-dir>/outbox/` when no SMTP is configured), retrying with backoff
 //!   and never blocking or failing an export.
 //! - [`inapp`]: the in-app notices a user reads and marks read.
+//! - [`recipients`]: who may receive an export's e-mail.
 //!
 //! This module never decides *when* to notify: the job state machine does.
 
 pub mod deliver;
 pub mod inapp;
+pub mod recipients;
 pub mod render;
 
 use rusqlite::{params, Connection};
