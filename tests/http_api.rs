@@ -426,10 +426,11 @@ fn sync_export_equals_the_cli_and_async_links_download_the_stored_file() {
 
     // Every export and the download are in the audit trail.
     let conn = env.db();
-    let rows: Vec<(String, String, Option<String>, String)> = conn
-        .prepare("SELECT action, actor_email, ip_address, details FROM audit_logs WHERE action LIKE 'audit_log.export%' AND target_type = 'audit_export' ORDER BY id")
+    type Row = (String, String, Option<String>, String, Option<String>);
+    let rows: Vec<Row> = conn
+        .prepare("SELECT action, actor_email, ip_address, details, user_agent FROM audit_logs WHERE action LIKE 'audit_log.export%' AND target_type = 'audit_export' ORDER BY id")
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
@@ -443,9 +444,10 @@ fn sync_export_equals_the_cli_and_async_links_download_the_stored_file() {
         .filter(|r| r.0 == "audit_log.export_downloaded")
         .collect();
     assert_eq!(downloads.len(), 1);
-    for (_, email, ip, details) in &rows {
+    for (_, email, ip, details, agent) in &rows {
         assert_eq!(email, "ada@acme.example");
         assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(agent.as_deref(), Some(common::http::USER_AGENT));
         let d: Value = serde_json::from_str(details).unwrap();
         assert!(
             d["filters"]["organization"] == "acme"

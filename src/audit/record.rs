@@ -16,6 +16,17 @@ pub struct Actor {
     pub email: Option<String>,
 }
 
+/// Where a request came from, as the events record it.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    /// The peer address of the connection (a forwarding header is not
+    /// trusted: anyone can send one).
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The caller's `X-Request-Id`, to tie the event to their logs.
+    pub request_id: Option<String>,
+}
+
 /// One event of the engine's own.
 #[derive(Debug, Clone)]
 pub struct OwnEvent<'a> {
@@ -24,7 +35,7 @@ pub struct OwnEvent<'a> {
     pub actor: &'a Actor,
     /// The export job id, or the filter hash of a synchronous export.
     pub target_id: &'a str,
-    pub ip: Option<&'a str>,
+    pub client: &'a Client,
     pub details: &'a Value,
 }
 
@@ -43,9 +54,9 @@ pub fn record(conn: &mut Connection, e: &OwnEvent<'_>, now: i64) -> rusqlite::Re
         target_type: Some("audit_export".into()),
         target_id: Some(e.target_id.to_string()),
         target_name: None,
-        ip_address: e.ip.map(str::to_string),
-        user_agent: None,
-        request_id: None,
+        ip_address: e.client.ip.clone(),
+        user_agent: e.client.user_agent.clone(),
+        request_id: e.client.request_id.clone(),
         changed_data: None,
         details: Some(e.details.to_string()),
     };

@@ -111,7 +111,7 @@ pub fn download(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         action: "audit_log.export_downloaded",
         actor: &actor,
         target_id: &job.id,
-        ip: ctx.ip.as_deref(),
+        client: &ctx.client,
         details: &details,
     };
     crate::audit::record::record(ctx.conn, &event, now_ms())?;

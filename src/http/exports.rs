@@ -232,7 +232,7 @@ fn record(
         action,
         actor: &actor(user),
         target_id: target,
-        ip: ctx.ip.as_deref(),
+        client: &ctx.client,
         details: &details,
     };
     crate::audit::record::record(ctx.conn, &event, now_ms())?;

@@ -60,7 +60,7 @@ pub struct Ctx<'a> {
     pub req: Option<tiny_http::Request>,
     pub query: Vec<(String, String)>,
     pub id: Option<String>,
-    pub ip: Option<String>,
+    pub client: crate::audit::record::Client,
 }
 
 impl Ctx<'_> {
@@ -161,6 +161,9 @@ fn matches(template: &str, path: &str) -> Option<Option<String>> {
     Some(id)
 }
 
+/// Longest User-Agent or X-Request-Id kept in an audit event (characters).
+const MAX_CLIENT_HEADER: usize = 512;
+
 /// Answers one request (never panics on input; every error is JSON).
 pub fn handle(state: &AppState, conn: &mut Connection, req: tiny_http::Request) {
     let started = Instant::now();
@@ -168,7 +171,24 @@ pub fn handle(state: &AppState, conn: &mut Connection, req: tiny_http::Request) 
     let url = req.url().to_string();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let path = path.to_string();
-    let ip = req.remote_addr().map(|a| a.ip().to_string());
+    let header_value = |name: &'static str| {
+        req.headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| {
+                h.value
+                    .as_str()
+                    .chars()
+                    .take(MAX_CLIENT_HEADER)
+                    .collect::<String>()
+            })
+            .filter(|v| !v.trim().is_empty())
+    };
+    let client = crate::audit::record::Client {
+        ip: req.remote_addr().map(|a| a.ip().to_string()),
+        user_agent: header_value("User-Agent"),
+        request_id: header_value("X-Request-Id"),
+    };
     let mut route = None;
     let mut path_known = false;
     for (m, t) in ROUTES {
@@ -202,7 +222,7 @@ pub fn handle(state: &AppState, conn: &mut Connection, req: tiny_http::Request) 
                 req: Some(req),
                 query,
                 id,
-                ip,
+                client,
             };
             let result = dispatch(&method, template, &mut ctx);
             let reply = result.unwrap_or_else(|e| json(e.status, &e.body()));

@@ -90,8 +90,13 @@ pub fn raw(addr: &str, request: &[u8]) -> Option<Resp> {
 }
 
 /// A request with optional bearer token and body.
+/// What [`req`] sends as `User-Agent` (audit events record it).
+pub const USER_AGENT: &str = "audit-export-tests/1";
+
 pub fn req(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&[u8]>) -> Resp {
-    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut r = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: {USER_AGENT}\r\n"
+    );
     if let Some(t) = token {
         r.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
