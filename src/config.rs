@@ -74,7 +74,10 @@ impl Config {
                 Self::read_table(Path::new(DEFAULT_FILE))?,
                 PathBuf::from(DEFAULT_FILE),
             ),
-            None => (toml::Table::new(), PathBuf::from("(defaults)")),
+            None => (
+                toml::Table::new(),
+                PathBuf::from("(none: defaults and AUDIT_EXPORT_* variables)"),
+            ),
         };
         Self::from_table(table, &path, std::env::vars())
     }

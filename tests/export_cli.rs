@@ -786,3 +786,39 @@ fn a_named_pipe_is_written_through_and_a_symlink_is_followed() {
     run(&dangling);
     assert_eq!(std::fs::read(env.path("real/new.csv")).unwrap(), expected);
 }
+
+#[test]
+fn async_duplicates_and_the_per_requester_limit_exit_2_naming_the_way_out() {
+    let env = Env::new();
+    env.ingest_fixtures();
+    let job = |from: &str| {
+        env.run(&[
+            "export",
+            "--async",
+            "--org",
+            "acme",
+            "--from",
+            from,
+            "--to",
+            "2025-12-31",
+            "--format",
+            "csv",
+        ])
+    };
+    let first = job("2025-07-01");
+    assert_eq!(first.status.code(), Some(0));
+    let id = String::from_utf8(first.stdout).unwrap().trim().to_string();
+    let again = job("2025-07-01");
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(2), "{err}");
+    assert!(err.contains(&id) && err.contains("--restart"), "{err}");
+    assert_eq!(job("2025-08-01").status.code(), Some(0));
+    assert_eq!(job("2025-09-01").status.code(), Some(0));
+    let over = job("2025-10-01");
+    let err = String::from_utf8_lossy(&over.stderr);
+    assert_eq!(over.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--requester") && err.contains("limit 3"),
+        "{err}"
+    );
+}

@@ -37,10 +37,17 @@ enum JobsCommand {
 impl From<JobError> for CliError {
     fn from(e: JobError) -> Self {
         match e {
-            JobError::DuplicateExport { .. }
-            | JobError::TooManyExports { .. }
-            | JobError::NotFound(_)
-            | JobError::NotInProgress(_) => CliError::bad_input(e.to_string()),
+            // Both concern the request as a whole: name the flag that
+            // changes the outcome.
+            JobError::DuplicateExport { .. } => {
+                CliError::bad_input(format!("{e}; pass --restart to restart it"))
+            }
+            JobError::TooManyExports { .. } => CliError::bad_input(format!(
+                "--requester: {e}, or cancel one (audit-export jobs cancel ID)"
+            )),
+            JobError::NotFound(_) | JobError::NotInProgress(_) => {
+                CliError::bad_input(e.to_string())
+            }
             other => CliError::failure(other.to_string()),
         }
     }
