@@ -80,7 +80,7 @@ CREATE TABLE IF NOT EXISTS export_jobs (
     cancel_requested  INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
     error_code        TEXT,
     error_message     TEXT,
-    record_count      INTEGER,
+    record_count      INTEGER,          -- records exported, set when the export step finishes; NULL once failed/expired
     file_key          TEXT,
     file_name         TEXT,
     file_size         INTEGER,

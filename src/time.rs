@@ -70,6 +70,17 @@ pub fn format_date(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// A duration for people: the largest whole unit that fits, e.g.
+/// `24 hours`, `90 minutes`, `7 days`, `2 seconds` (days from two on: a
+/// download window reads better as 24 hours than as 1 day).
+pub fn human_duration(secs: u64) -> String {
+    let (n, unit) = [(86_400, "day"), (3_600, "hour"), (60, "minute")]
+        .into_iter()
+        .find(|&(u, _)| secs >= u * if u == 86_400 { 2 } else { 1 } && secs.is_multiple_of(u))
+        .map_or((secs, "second"), |(u, name)| (secs / u, name));
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 fn push_digits(out: &mut Vec<u8>, mut v: u32, width: usize) {
     let start = out.len();
     out.resize(start + width, b'0');
@@ -96,6 +107,16 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn durations_read_in_the_largest_whole_unit() {
+        assert_eq!(human_duration(86_400), "24 hours");
+        assert_eq!(human_duration(24 * 3_600 * 7), "7 days");
+        assert_eq!(human_duration(3_600), "1 hour");
+        assert_eq!(human_duration(5_400), "90 minutes");
+        assert_eq!(human_duration(2), "2 seconds");
+        assert_eq!(human_duration(0), "0 seconds");
+    }
     use super::*;
 
     #[test]

@@ -549,6 +549,15 @@ async fn every_cleanup_rule() {
         Err(JobError::NotFound(_))
     ));
     assert!(!engine.storage.exists(&key).await.unwrap());
+    let folder = fx
+        .data()
+        .join("exports")
+        .join(key.rsplit_once('/').unwrap().0);
+    assert!(
+        !folder.exists(),
+        "the job's empty folder {} was left",
+        folder.display()
+    );
     assert!(store::history(&conn, &done).unwrap().is_empty());
 
     // After 7 days (+ the expiry time): failed and expired jobs go.

@@ -112,8 +112,8 @@ pub async fn cleanup_once(engine: &Engine, now: i64) -> CleanupCounts {
             error: Some((
                 "expired".into(),
                 format!(
-                    "the export did not finish within {} hours",
-                    cfg.job_ttl_secs / 3600
+                    "the export did not finish within {}",
+                    crate::time::human_duration(cfg.job_ttl_secs)
                 ),
             )),
             ..Patch::default()

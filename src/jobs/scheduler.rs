@@ -282,11 +282,15 @@ async fn drive(engine: &Arc<Engine>, mut job: Job, lease: &Lease) -> Result<JobS
             };
             let out = apply(&conn, &job.id, lease, JobEvent::Stored, patch).await?;
             if out.job.state != JobState::Completed {
-                // Cancelled or restarted while uploading: the stored file
-                // belongs to no completed job, so it goes (the clean-up
-                // cron only looks at jobs that hold a file).
-                if let Err(e) = engine.storage.delete(&key).await {
-                    tracing::warn!(job_id = %job.id, error = %e, "cannot remove the file of a cancelled upload");
+                // Cancelled while uploading: the stored file belongs to no
+                // completed job, so it goes (the clean-up cron only looks at
+                // jobs that hold a file). Restarted: the job may already be
+                // running again, and its new run writes the same key (the
+                // name comes from the job), so the file is left to it.
+                if out.job.state == JobState::Failed {
+                    if let Err(e) = engine.storage.delete(&key).await {
+                        tracing::warn!(job_id = %job.id, error = %e, "cannot remove the file of a cancelled upload");
+                    }
                 }
                 return Ok(after_request(engine, &out.job));
             }

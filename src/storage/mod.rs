@@ -185,9 +185,16 @@ impl Storage {
         Ok(self.op.exists(key).await?)
     }
 
-    /// Deletes an object; a missing object is fine.
+    /// Deletes an object; a missing object is fine. Its job folder
+    /// (`<org>/<job-id>/`) goes too once empty, so local disk is not left
+    /// with a folder per deleted job (on S3 folders do not exist).
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        Ok(self.op.delete(key).await?)
+        self.op.delete(key).await?;
+        if let Some((folder, _)) = key.rsplit_once('/') {
+            // Best effort: a folder still holding something stays.
+            let _ = self.op.delete(&format!("{folder}/")).await;
+        }
+        Ok(())
     }
 
     /// The underlying operator (downloads stream from it).

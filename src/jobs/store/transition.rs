@@ -162,7 +162,7 @@ pub fn apply(
             JobState::Failed | JobState::Expired => tx.execute(
                 &format!(
                     "UPDATE export_jobs SET state = ?4, completed_at = ?5, updated_at = ?5, \
-                     error_code = ?6, error_message = ?7, \
+                     error_code = ?6, error_message = ?7, record_count = NULL, \
                      lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL {guard}"
                 ),
                 params![
