@@ -728,8 +728,9 @@ fn a_named_pipe_is_written_through_and_a_symlink_is_followed() {
     use std::os::unix::fs::FileTypeExt;
     let env = Env::new();
     env.ingest_fixtures();
-    let args = |out: &str| {
-        [
+    let run = |out: &Path| {
+        let out = out.to_str().unwrap();
+        let args = [
             "export",
             "--org",
             "acme",
@@ -737,16 +738,11 @@ fn a_named_pipe_is_written_through_and_a_symlink_is_followed() {
             "2025-07-01",
             "--to",
             "2025-07-31",
-            "--format",
-            "csv",
-            "--output",
-            out,
-        ]
-        .map(String::from)
-    };
-    let run = |out: &Path| {
-        let a = args(out.to_str().unwrap());
-        env.expect(&a.iter().map(String::as_str).collect::<Vec<_>>(), 0);
+        ];
+        env.expect(
+            &[&args[..], &["--format", "csv", "--output", out]].concat(),
+            0,
+        );
     };
     let plain = env.path("plain.csv");
     run(&plain);

@@ -515,22 +515,15 @@ fn cli_jobs_notify_the_requesting_user_and_check_email_to() {
         assert_eq!(out.status.code(), Some(want), "{extra:?}: {err}");
         assert!(err.contains(needle), "{extra:?}: {err}");
     }
-    let out = env.run(&[
-        "export",
-        "--org",
-        "acme",
-        "--from",
-        "2025-07-01",
-        "--to",
-        "2025-07-10",
-        "--format",
-        "csv",
-        "--output",
-        "x.csv",
-        "--email-to",
-        "co@acme.example",
-    ]);
+    // --email-to belongs to background jobs only.
+    let direct = [
+        &["export"][..],
+        &nothing,
+        &["--output", "x.csv", "--email-to", "co@acme.example"],
+    ];
+    let out = env.run(&direct.concat());
     assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--email-to: only with --async"));
 
     let id = env.enqueue(
         &[
