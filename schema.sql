@@ -1,10 +1,11 @@
 -- audit-export database schema: the single source of truth.
 --
--- Applied by `db::open` at every start. Every statement is idempotent
--- (IF NOT EXISTS), so applying it to an empty or to an existing database
--- gives the same result. The user_version pragma at the end records the
--- schema version; a later change that cannot be expressed idempotently adds
--- a numbered migration step in `db.rs` keyed on that version.
+-- The complete current schema: applied whole to a new database. The
+-- user_version pragma at the end records the schema version; an existing
+-- database at an older version is brought here by the numbered steps in
+-- src/db/migrate.rs (src/db/migrations/), after a backup. Every change to
+-- this file also adds such a step; tests/migrations.rs checks that
+-- upgrading a database of every earlier version yields exactly this schema.
 --
 -- Conventions: times are INTEGER milliseconds since the Unix epoch (UTC);
 -- JSON columns hold compact JSON text, validated on the way in.
@@ -196,4 +197,4 @@ CREATE TABLE IF NOT EXISTS email_outbox (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS email_outbox_due ON email_outbox (next_attempt_at) WHERE sent_at IS NULL;
 
-PRAGMA user_version = 4;
+PRAGMA user_version = 5;

@@ -442,7 +442,7 @@ impl Filters {
     /// SHA-256 (hex) of [`Filters::canonical_json`].
     pub fn hash(&self) -> String {
         let digest = ring::digest::digest(&ring::digest::SHA256, self.canonical_json().as_bytes());
-        hex(digest.as_ref())
+        crate::util::hex(digest.as_ref())
     }
 
     /// Reads back a [`Filters::canonical_json`] string (e.g. from a job row),
@@ -502,17 +502,6 @@ impl Filters {
         }
         parts.join("; ")
     }
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
 }
 
 #[cfg(test)]

@@ -1,11 +1,75 @@
-//! Signed download links (used by `http` to serve them and by `notify` to
-//! put them in e-mails): HMAC-SHA256 over job id, file key and expiry with
-//! a server secret, compared in constant time. The secret is created at
-//! first start (32 random bytes, hex, mode 0600 in the data dir) unless the
-//! configuration sets one.
+//! Signed download links — the only place a download URL is made, for
+//! `http` (job answers, notices), `notify` (e-mails) and MCP alike:
+//! HMAC-SHA256 over job id, file key and expiry with a server secret,
+//! compared in constant time. The secret is created at first start (32
+//! random bytes, hex, mode 0600 in the data dir) unless the configuration
+//! sets one. This module never touches storage.
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::RwLock;
+
+/// A signed link to a stored file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub url: String,
+    /// Expiry, Unix seconds (what the link carries).
+    pub expires: i64,
+}
+
+impl Link {
+    /// Expiry as RFC 3339.
+    pub fn expires_at(&self) -> String {
+        crate::time::format_rfc3339_ms(self.expires.saturating_mul(1000))
+    }
+}
+
+/// Builds links: the signer, the public base URL and the links' life.
+pub struct Links {
+    signer: Signer,
+    /// Settable once `serve` knows the address it bound (port 0).
+    public_url: RwLock<String>,
+    /// Life after the job completed: the link TTL, never past the download
+    /// window (the file is deleted then).
+    link_secs: u64,
+}
+
+impl Links {
+    pub fn new(signer: Signer, public_url: String, link_secs: u64) -> Links {
+        Links {
+            signer,
+            public_url: RwLock::new(public_url),
+            link_secs,
+        }
+    }
+
+    /// The base URL links start with.
+    pub fn public_url(&self) -> String {
+        self.public_url.read().expect("links lock").clone()
+    }
+
+    pub fn set_public_url(&self, url: String) {
+        *self.public_url.write().expect("links lock") = url;
+    }
+
+    /// The link to job `job_id`'s file `file_key`, completed at `completed_at_ms`.
+    pub fn for_file(&self, job_id: &str, file_key: &str, completed_at_ms: i64) -> Link {
+        let expires = completed_at_ms.div_euclid(1000) + self.link_secs as i64;
+        let sig = self.signer.sign(job_id, file_key, expires);
+        Link {
+            url: format!(
+                "{}/download/{job_id}?expires={expires}&sig={sig}",
+                self.public_url().trim_end_matches('/')
+            ),
+            expires,
+        }
+    }
+
+    /// The signer (the download route verifies with it).
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+}
 
 use ring::hmac;
 
@@ -43,8 +107,8 @@ impl Signer {
             Err(_) => {}
         }
         let mut b = [0u8; 32];
-        crate::jobs::random_bytes(&mut b);
-        let secret = crate::filters::hex(&b);
+        crate::util::random_bytes(&mut b);
+        let secret = crate::util::hex(&b);
         use std::os::unix::fs::OpenOptionsExt;
         match std::fs::OpenOptions::new()
             .write(true)
@@ -66,7 +130,7 @@ impl Signer {
     }
 
     pub fn sign(&self, job_id: &str, file_key: &str, expires: i64) -> String {
-        crate::filters::hex(
+        crate::util::hex(
             hmac::sign(&self.key, message(job_id, file_key, expires).as_bytes()).as_ref(),
         )
     }

@@ -66,6 +66,43 @@ impl User {
     }
 }
 
+/// Who asks for an export, a job change or an ingest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requester {
+    /// A user: scoped to their organization, bound by their role.
+    User(User),
+    /// The operator or the application itself: the CLI (`cli` or another
+    /// label), a schedule (`schedule:<name>`), a host embedding the
+    /// engine. Trusted with every organization.
+    System(String),
+}
+
+impl Requester {
+    /// The name jobs record (`export_jobs.requester`): `user:<id>` or the
+    /// label.
+    pub fn key(&self) -> String {
+        match self {
+            Requester::User(u) => u.requester(),
+            Requester::System(label) => label.clone(),
+        }
+    }
+
+    /// The user, if a user asks.
+    pub fn user(&self) -> Option<&User> {
+        match self {
+            Requester::User(u) => Some(u),
+            Requester::System(_) => None,
+        }
+    }
+}
+
+/// The user id in a stored requester name (`user:<id>`), if it names one.
+pub fn user_id_of(requester: &str) -> Option<i64> {
+    requester
+        .strip_prefix("user:")
+        .and_then(|s| s.parse::<i64>().ok())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
     #[error("a user {email} already exists in organization {org}")]
@@ -94,14 +131,14 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
 
 /// SHA-256 hex of a token: the only form stored.
 pub fn token_hash(token: &str) -> String {
-    crate::filters::hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
+    crate::util::sha256_hex(token.as_bytes())
 }
 
 /// A fresh token: `ae_` + 32 random bytes in hex.
 fn new_token() -> String {
     let mut b = [0u8; 32];
-    crate::jobs::random_bytes(&mut b);
-    format!("ae_{}", crate::filters::hex(&b))
+    crate::util::random_bytes(&mut b);
+    format!("ae_{}", crate::util::hex(&b))
 }
 
 /// Adds a user and returns it with a new token (shown once).

@@ -352,7 +352,7 @@ fn sync_export_equals_the_cli_and_async_links_download_the_stored_file() {
     );
     let digest = ring::digest::digest(&ring::digest::SHA256, &dl.body);
     assert_eq!(
-        audit_export::filters::hex(digest.as_ref()),
+        audit_export::util::hex(digest.as_ref()),
         job["file"]["sha256"].as_str().unwrap()
     );
 
@@ -404,7 +404,7 @@ fn sync_export_equals_the_cli_and_async_links_download_the_stored_file() {
         )
         .unwrap();
     let past = 1_700_000_000i64;
-    let sig = audit_export::filters::hex(
+    let sig = audit_export::util::hex(
         ring::hmac::sign(&key, format!("{id}\n{file_key}\n{past}").as_bytes()).as_ref(),
     );
     let r = req(

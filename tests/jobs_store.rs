@@ -1,6 +1,8 @@
 //! The job store and engine in-process, on a real SQLite file: fencing,
 //! duplicates, restart, cancel, per-requester limit, storage faults and
-//! every clean-up rule. Several jobs at once wherever it matters.
+//! every clean-up rule. Several jobs at once wherever it matters. Time is
+//! the engine's test clock: waits for backoff or expiry move it instead of
+//! sleeping.
 
 mod common;
 
@@ -10,20 +12,24 @@ use std::time::Duration;
 
 use audit_export::filters::{FilterInput, Filters, Limits};
 use audit_export::format::{CsvOptions, Format};
-use audit_export::jobs::crons::{cleanup_once, rescue_once};
-use audit_export::jobs::scheduler::Engine;
+use audit_export::jobs::cleanup::cleanup_once;
+use audit_export::jobs::rescue::rescue_once;
 use audit_export::jobs::store::{self, Checkpoint, CreateOutcome, Fence, NewJob, Patch, Request};
-use audit_export::jobs::{now_ms, spool_dir, Compress, JobError, JobEvent, JobState, JobsConfig};
+use audit_export::jobs::{spool_dir, Compress, JobError, JobEvent, JobState, JobsConfig, Runner};
 use audit_export::storage::{Storage, StorageConfig};
+use audit_export::time::Clock;
+use tokio_util::sync::CancellationToken;
 
 struct Fixture {
     dir: tempfile::TempDir,
+    clock: Clock,
 }
 
 impl Fixture {
     fn new() -> Fixture {
         let f = Fixture {
             dir: tempfile::tempdir().unwrap(),
+            clock: Clock::manual(Clock::system().now_ms()),
         };
         let mut conn = audit_export::db::open_data_dir(&f.data()).unwrap();
         let opts = audit_export::audit::ingest::IngestOptions {
@@ -39,11 +45,20 @@ impl Fixture {
     fn conn(&self) -> rusqlite::Connection {
         audit_export::db::open_data_dir(&self.data()).unwrap()
     }
-    fn engine(&self, cfg: JobsConfig, storage: Option<Storage>) -> Arc<Engine> {
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+    fn runner(&self, cfg: JobsConfig, storage: Option<Storage>) -> Arc<Runner> {
         let storage = storage.unwrap_or_else(|| {
             Storage::from_config(&StorageConfig::default(), &self.data()).unwrap()
         });
-        Arc::new(Engine::new(self.data(), cfg, 200, storage))
+        Arc::new(Runner::new(
+            self.data(),
+            cfg,
+            200,
+            storage,
+            self.clock.clone(),
+        ))
     }
 }
 
@@ -74,23 +89,23 @@ fn new_job(requester: &str, f: Filters) -> NewJob {
     }
 }
 
-fn fast() -> JobsConfig {
-    JobsConfig {
-        poll_interval_ms: 20,
-        retry_base_ms: 20,
-        lease_secs: 5,
-        ..JobsConfig::default()
-    }
+/// The default settings: the test clock makes their waits free.
+fn cfg() -> JobsConfig {
+    JobsConfig::default()
 }
 
-/// Runs the engine until `done` holds for the database, or panics.
+/// Runs the scheduler until `done` holds for the database, or panics. The
+/// test clock moves one second every 5 ms of real time, so retries after
+/// their backoff (5 s, then 10 s) come within a fraction of a second,
+/// while a running job's 60 s lease never lapses between its renewals.
 async fn run_until(
-    engine: Arc<Engine>,
+    runner: Arc<Runner>,
     data: std::path::PathBuf,
     done: impl Fn(&rusqlite::Connection) -> bool,
 ) {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(audit_export::jobs::scheduler::run(engine, rx));
+    let shutdown = CancellationToken::new();
+    let clock = runner.clock.clone();
+    let task = tokio::spawn(audit_export::jobs::scheduler::run(runner, shutdown.clone()));
     let conn = audit_export::db::open_data_dir(&data).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !done(&conn) {
@@ -98,9 +113,10 @@ async fn run_until(
             std::time::Instant::now() < deadline,
             "timed out waiting for jobs"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        clock.advance(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    tx.send(true).unwrap();
+    shutdown.cancel();
     task.await.unwrap();
 }
 
@@ -112,7 +128,7 @@ fn state(conn: &rusqlite::Connection, id: &str) -> JobState {
 fn a_stale_worker_is_fenced_out() {
     let fx = Fixture::new();
     let mut conn = fx.conn();
-    let now = now_ms();
+    let now = fx.now();
     let job = store::create(
         &mut conn,
         &new_job("u1", filters("acme", "2025-07-01")),
@@ -178,7 +194,7 @@ fn a_stale_worker_is_fenced_out() {
 fn duplicates_restart_and_the_per_requester_limit() {
     let fx = Fixture::new();
     let mut conn = fx.conn();
-    let now = now_ms();
+    let now = fx.now();
     let first = store::create(
         &mut conn,
         &new_job("u1", filters("acme", "2025-07-01")),
@@ -251,13 +267,14 @@ fn the_limit_holds_under_concurrent_creates() {
     let data = fx.data();
     let orgs = ["acme", "globex", "initech"];
     let froms = ["2025-07-01", "2025-08-01", "2025-09-01", "2025-10-01"];
+    let now = fx.now();
     let handles: Vec<_> = (0..8)
         .map(|i| {
             let data = data.clone();
             std::thread::spawn(move || {
                 let mut conn = audit_export::db::open_data_dir(&data).unwrap();
                 let f = filters(orgs[i % 3], froms[i % 4]);
-                store::create(&mut conn, &new_job("racer", f), 3, now_ms()).is_ok()
+                store::create(&mut conn, &new_job("racer", f), 3, now).is_ok()
             })
         })
         .collect();
@@ -273,7 +290,7 @@ fn the_limit_holds_under_concurrent_creates() {
 async fn cancel_and_restart_of_idle_and_running_jobs() {
     let fx = Fixture::new();
     let mut conn = fx.conn();
-    let now = now_ms();
+    let now = fx.now();
     let a = store::create(
         &mut conn,
         &new_job("u1", filters("acme", "2025-07-01")),
@@ -294,9 +311,9 @@ async fn cancel_and_restart_of_idle_and_running_jobs() {
     .clone();
     // Idle job: cancel applies at once.
     match store::request_cancel(&mut conn, &a.id, now).unwrap() {
-        Request::Applied(j) => {
-            assert_eq!(j.state, JobState::Failed);
-            assert_eq!(j.error_code.as_deref(), Some("cancelled"));
+        Request::Applied(out) => {
+            assert_eq!(out.job.state, JobState::Failed);
+            assert_eq!(out.job.error_code.as_deref(), Some("cancelled"));
         }
         other => panic!("{other:?}"),
     }
@@ -316,7 +333,7 @@ async fn cancel_and_restart_of_idle_and_running_jobs() {
         Request::Flagged(_)
     ));
     store::release(&conn, &lease, now).unwrap();
-    run_until(fx.engine(fast(), None), fx.data(), |c| {
+    run_until(fx.runner(cfg(), None), fx.data(), |c| {
         state(c, &b.id) == JobState::Failed
     })
     .await;
@@ -360,7 +377,7 @@ async fn cancel_and_restart_of_idle_and_running_jobs() {
         (jc.checkpoint, jc.exported_count, jc.spool_bytes),
         (None, 0, 0)
     );
-    run_until(fx.engine(fast(), None), fx.data(), |cn| {
+    run_until(fx.runner(cfg(), None), fx.data(), |cn| {
         state(cn, &c.id) == JobState::Completed
     })
     .await;
@@ -387,14 +404,14 @@ async fn storage_failing_twice_then_working_completes_on_attempt_3() {
         &mut conn,
         &new_job("u1", filters("acme", "2025-07-01")),
         3,
-        now_ms(),
+        fx.now(),
     )
     .unwrap()
     .job()
     .id
     .clone();
     let (st, calls) = failing_storage(&fx, 2);
-    run_until(fx.engine(fast(), Some(st)), fx.data(), |c| {
+    run_until(fx.runner(cfg(), Some(st)), fx.data(), |c| {
         state(c, &id) == JobState::Completed
     })
     .await;
@@ -419,7 +436,7 @@ async fn storage_always_failing_fails_after_3_attempts_and_cleans_the_spool() {
                 &mut conn,
                 &new_job("u1", filters(o, "2025-07-01")),
                 3,
-                now_ms(),
+                fx.now(),
             )
             .unwrap()
             .job()
@@ -428,7 +445,7 @@ async fn storage_always_failing_fails_after_3_attempts_and_cleans_the_spool() {
         })
         .collect();
     let (st, _) = failing_storage(&fx, usize::MAX);
-    run_until(fx.engine(fast(), Some(st)), fx.data(), |c| {
+    run_until(fx.runner(cfg(), Some(st)), fx.data(), |c| {
         ids.iter().all(|id| state(c, id) == JobState::Failed)
     })
     .await;
@@ -439,7 +456,7 @@ async fn storage_always_failing_fails_after_3_attempts_and_cleans_the_spool() {
         assert!(job.error_message.unwrap().contains("injected failure"));
         assert!(!spool_dir(&fx.data(), id).exists(), "spool leaked");
         let hist = store::history(&conn, id).unwrap();
-        assert_eq!(hist.last().unwrap().1, "failed");
+        assert_eq!(hist.last().unwrap().to, "failed");
     }
 }
 
@@ -451,13 +468,13 @@ async fn zero_matching_rows_complete_with_no_file() {
         &mut conn,
         &new_job("u1", filters("nobody", "2025-07-01")),
         3,
-        now_ms(),
+        fx.now(),
     )
     .unwrap()
     .job()
     .id
     .clone();
-    run_until(fx.engine(fast(), None), fx.data(), |c| {
+    run_until(fx.runner(cfg(), None), fx.data(), |c| {
         state(c, &id) == JobState::Completed
     })
     .await;
@@ -472,8 +489,8 @@ async fn every_cleanup_rule() {
     let fx = Fixture::new();
     let mut conn = fx.conn();
     let cfg = JobsConfig::default();
-    let engine = fx.engine(cfg.clone(), None);
-    let t0 = now_ms();
+    let engine = fx.runner(cfg.clone(), None);
+    let t0 = fx.now();
     let hour = 3_600_000i64;
     // A completed job with a stored file.
     let done = store::create(
@@ -577,7 +594,7 @@ async fn every_cleanup_rule() {
 fn rescue_frees_expired_leases_only() {
     let fx = Fixture::new();
     let mut conn = fx.conn();
-    let now = now_ms();
+    let now = fx.now();
     for org in ["acme", "globex"] {
         store::create(
             &mut conn,
@@ -600,11 +617,11 @@ fn rescue_frees_expired_leases_only() {
 
 #[test]
 fn a_stale_worker_cannot_touch_the_new_owners_spool() {
-    use audit_export::jobs::steps::export::{ExportOutcome, ExportStep};
+    use audit_export::jobs::steps::spool::{SpoolOutcome, SpoolStep};
     use audit_export::jobs::steps::StepError;
     let fx = Fixture::new();
     let mut conn = fx.conn();
-    let now = now_ms();
+    let now = fx.now();
     let id = store::create(
         &mut conn,
         &new_job("u1", filters("acme", "2025-07-01")),
@@ -623,21 +640,19 @@ fn a_stale_worker_cannot_touch_the_new_owners_spool() {
         .unwrap()
         .pop()
         .unwrap();
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let cfg = JobsConfig::default();
-    let step = ExportStep {
+    let stop = CancellationToken::new();
+    let runner = fx.runner(JobsConfig::default(), None);
+    let step = SpoolStep {
         conn: &conn,
-        data_dir: &fx.data(),
-        cfg: &cfg,
-        batch: 100,
+        runner: &runner,
         shutdown: &stop,
     };
     // B finishes its spool; then stale A tries to run the step.
     assert!(matches!(
         step.run(&job_b, &b).unwrap(),
-        ExportOutcome::SpoolComplete { records: 1100, .. }
+        SpoolOutcome::Complete { records: 1100, .. }
     ));
-    let spool = audit_export::jobs::steps::export::spool_file(&fx.data(), &job_b);
+    let spool = audit_export::jobs::steps::spool::spool_file(&fx.data(), &job_b);
     let before = std::fs::read(&spool).unwrap();
     let job_a = store::get(&conn, &id).unwrap();
     assert!(matches!(
@@ -664,7 +679,7 @@ async fn a_fatal_error_fails_at_once_without_retries() {
         &mut conn,
         &new_job("u1", filters("acme", "2025-07-01")),
         3,
-        now_ms(),
+        fx.now(),
     )
     .unwrap()
     .job()
@@ -676,7 +691,7 @@ async fn a_fatal_error_fails_at_once_without_retries() {
         [&id],
     )
     .unwrap();
-    run_until(fx.engine(fast(), None), fx.data(), |c| {
+    run_until(fx.runner(cfg(), None), fx.data(), |c| {
         state(c, &id) == JobState::Failed
     })
     .await;
@@ -689,7 +704,7 @@ async fn a_fatal_error_fails_at_once_without_retries() {
 async fn a_restart_requested_while_running_is_honoured() {
     let fx = Fixture::new();
     let mut conn = fx.conn();
-    let now = now_ms();
+    let now = fx.now();
     let id = store::create(
         &mut conn,
         &new_job("u1", filters("acme", "2025-07-01")),
@@ -719,7 +734,7 @@ async fn a_restart_requested_while_running_is_honoured() {
     ));
     // The worker that holds the job hands it back; the next run starts over.
     store::release(&conn, &lease, now).unwrap();
-    run_until(fx.engine(fast(), None), fx.data(), |c| {
+    run_until(fx.runner(cfg(), None), fx.data(), |c| {
         state(c, &id) == JobState::Completed
     })
     .await;
@@ -729,7 +744,7 @@ async fn a_restart_requested_while_running_is_honoured() {
     let events: Vec<String> = store::history(&conn, &id)
         .unwrap()
         .into_iter()
-        .map(|h| h.2)
+        .map(|h| h.event)
         .collect();
     assert_eq!(events, ["create", "restart", "spool_complete", "stored"]);
 }
@@ -746,7 +761,7 @@ async fn a_cancel_or_restart_arriving_during_upload_wins_over_the_stored_file() 
             &mut conn,
             &new_job("u1", filters(org, "2025-07-01")),
             3,
-            now_ms(),
+            fx.now(),
         )
         .unwrap()
         .job()
@@ -781,7 +796,7 @@ async fn a_cancel_or_restart_arriving_during_upload_wins_over_the_stored_file() 
     let st = Storage::from_config(&StorageConfig::default(), &fx.data())
         .unwrap()
         .with_fault(hook);
-    run_until(fx.engine(fast(), Some(st)), fx.data(), |c| {
+    run_until(fx.runner(cfg(), Some(st)), fx.data(), |c| {
         state(c, &cancelled) == JobState::Failed && state(c, &restarted) == JobState::Completed
     })
     .await;
@@ -805,7 +820,7 @@ async fn a_cancel_or_restart_arriving_during_upload_wins_over_the_stored_file() 
     let events: Vec<String> = store::history(&conn, &cancelled)
         .unwrap()
         .into_iter()
-        .map(|h| h.2)
+        .map(|h| h.event)
         .collect();
     assert_eq!(events, ["create", "spool_complete", "cancel"]);
 
@@ -819,7 +834,7 @@ async fn a_cancel_or_restart_arriving_during_upload_wins_over_the_stored_file() 
     let events: Vec<String> = store::history(&conn, &restarted)
         .unwrap()
         .into_iter()
-        .map(|h| h.2)
+        .map(|h| h.event)
         .collect();
     assert_eq!(
         events,

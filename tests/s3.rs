@@ -8,15 +8,15 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use audit_export::filters::{FilterInput, Limits};
-use audit_export::format::{CsvOptions, Format};
-use audit_export::jobs::scheduler::Engine;
-use audit_export::jobs::store::{self, NewJob};
-use audit_export::jobs::{now_ms, Compress, JobState, JobsConfig};
+use audit_export::filters::FilterInput;
+use audit_export::format::Format;
+use audit_export::jobs::{Compress, JobState};
 use audit_export::storage::{Storage, StorageConfig, StorageKind};
+use audit_export::users::Requester;
+use audit_export::{Config, Engine, ExportRequest};
+use tokio_util::sync::CancellationToken;
 
 struct Moto {
     child: Child,
@@ -107,7 +107,13 @@ async fn jobs_upload_to_s3_and_read_back() {
     assert_eq!(put.size, data.len() as u64);
     assert!(storage.read("t/big.bin").await.unwrap() == data);
 
-    let mut conn = audit_export::db::open_data_dir(&env.data_dir()).unwrap();
+    // The jobs run in an engine opened through the library's entry point.
+    let mut cfg = Config {
+        storage: s3_config(moto.port),
+        ..Config::default()
+    };
+    cfg.jobs.poll_interval_ms = 20;
+    let engine = Engine::open(env.data_dir(), cfg).unwrap();
     let mut ids = Vec::new();
     for (org, compress) in [("acme", Compress::Never), ("globex", Compress::Always)] {
         let filters = FilterInput {
@@ -115,51 +121,27 @@ async fn jobs_upload_to_s3_and_read_back() {
             from: Some("2025-07-01".into()),
             to: Some("2026-01-31".into()),
             ..Default::default()
-        }
-        .validate(&Limits::default())
-        .unwrap();
-        let new = NewJob {
-            requester: "s3-test".into(),
-            filters,
-            format: Format::Csv,
-            csv: CsvOptions::default(),
-            compress,
-            max_attempts: 3,
-            estimated_count: None,
-            schedule_id: None,
-            fire_time: None,
-            recipients: vec![],
-            restart: false,
         };
-        ids.push((
-            org,
-            store::create(&mut conn, &new, 3, now_ms())
-                .unwrap()
-                .job()
-                .id
-                .clone(),
-        ));
+        let req = ExportRequest {
+            compress: Some(compress),
+            ..ExportRequest::new(Requester::System("s3-test".into()), filters, Format::Csv)
+        };
+        ids.push((org, engine.request_export(req).unwrap().id));
     }
-    let cfg = JobsConfig {
-        poll_interval_ms: 20,
-        ..JobsConfig::default()
-    };
-    let engine = Arc::new(Engine::new(env.data_dir(), cfg, 500, storage.clone()));
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(audit_export::jobs::scheduler::run(engine, rx));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ids
-        .iter()
-        .all(|(_, id)| store::get(&conn, id).unwrap().state == JobState::Completed)
-    {
-        assert!(Instant::now() < deadline, "S3 jobs did not complete");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let shutdown = CancellationToken::new();
+    let running = engine.start(Default::default(), shutdown.clone()).unwrap();
+    for (_, id) in &ids {
+        let job = engine
+            .wait_for_job(id, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(job.state, JobState::Completed, "S3 job did not complete");
     }
-    tx.send(true).unwrap();
-    task.await.unwrap();
+    shutdown.cancel();
+    running.wait().await;
 
     for (org, id) in ids {
-        let job = store::get(&conn, &id).unwrap();
+        let job = engine.job(&id).unwrap();
         let file = job.file.unwrap();
         assert!(
             file.key.starts_with(&format!("{org}/{id}/")),
@@ -169,7 +151,7 @@ async fn jobs_upload_to_s3_and_read_back() {
         let stored = storage.read(&file.key).await.unwrap();
         assert_eq!(stored.len() as u64, file.size);
         let digest = ring::digest::digest(&ring::digest::SHA256, &stored);
-        assert_eq!(audit_export::filters::hex(digest.as_ref()), file.sha256);
+        assert_eq!(audit_export::util::hex(digest.as_ref()), file.sha256);
         let content = if file.compressed {
             let mut zip = zip::ZipArchive::new(std::io::Cursor::new(stored)).unwrap();
             let mut entry = zip.by_index(0).unwrap();

@@ -6,7 +6,7 @@
 pub mod event;
 pub mod ingest;
 pub mod query;
-pub mod record;
 pub mod seed;
+pub mod trail;
 
 pub use event::{NewEvent, Record, COLUMNS};

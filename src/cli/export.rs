@@ -13,8 +13,9 @@ use std::time::Instant;
 
 use clap::Args;
 
-use crate::notify::recipients::{check, default_for, RecipientError};
-use crate::users::{self, User};
+use crate::jobs::store::CreateOutcome;
+use crate::service::ExportRequest;
+use crate::users::{self, Requester, User};
 
 use super::progress::Progress;
 use super::{human_bytes, thousands, Cli, CliError, EXIT_NO_MATCH};
@@ -81,8 +82,8 @@ pub struct ExportArgs {
     #[arg(long)]
     restart: bool,
     /// With --async: compression of the stored file (default from config).
-    #[arg(long, value_parser = ["auto", "always", "never"])]
-    compress: Option<String>,
+    #[arg(long, value_enum)]
+    compress: Option<crate::jobs::Compress>,
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -90,26 +91,10 @@ fn parse_format(s: &str) -> Result<Format, String> {
         .map_err(|e: crate::format::UnknownFormat| e.to_string())
 }
 
-/// The CLI flag a filter field comes from.
-fn flag(field: &str) -> &'static str {
-    match field {
-        "organization" => "--org",
-        "from" => "--from",
-        "to" => "--to",
-        "actors" => "--actor",
-        "actions" => "--action",
-        "streams" => "--stream",
-        "target_type" => "--target-type",
-        "target_id" => "--target-id",
-        "q" => "--q",
-        _ => "filters",
-    }
-}
-
-fn filter_error(e: FilterError) -> CliError {
+pub(crate) fn filter_error(e: FilterError) -> CliError {
     CliError::bad_input(format!(
         "{}: {} [{}]",
-        flag(e.code.field()),
+        super::flag(e.code.field()),
         e.message,
         e.code.as_str()
     ))
@@ -127,14 +112,14 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
         streams: a.streams.clone(),
         q: a.q.clone(),
     };
-    let filters = input.validate(&cfg.limits()).map_err(filter_error)?;
     let csv = CsvOptions {
         bom: !a.no_bom,
         formula_guard: !a.no_formula_guard,
     };
     if a.r#async {
-        return enqueue(cli, cfg, a, filters, csv);
+        return enqueue(cli, cfg, a, input, csv);
     }
+    let filters = input.validate(&cfg.limits()).map_err(filter_error)?;
     if !a.email_to.is_empty() {
         return Err(CliError::bad_input(
             "--email-to: only with --async (a direct export writes --output)",
@@ -149,14 +134,7 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
         check_output_path(&output)?;
     }
     let encoder = Encoder::new(a.format, csv);
-    let db_file = crate::db::db_path(&cli.data_dir);
-    if !db_file.is_file() {
-        return Err(CliError::bad_input(format!(
-            "--data-dir: no database at {} (ingest or seed events first)",
-            db_file.display()
-        )));
-    }
-    let conn = crate::db::open_data_dir(&cli.data_dir)?;
+    let conn = crate::db::open_existing(&cli.data_dir)?;
     let started = Instant::now();
     // Counting costs a pass over the index; only pay it for a visible bar.
     let estimate = if Progress::wanted() {
@@ -169,7 +147,7 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
     let progress = |n| bar.update(n);
     let (stats, shown) = if to_stdout {
         let stdout = io::stdout();
-        let (stats, out) = crate::export::run(
+        let (stats, out) = crate::stream::run(
             &conn,
             &filters,
             &encoder,
@@ -183,7 +161,7 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
     } else {
         let mut temp = TempOutput::new(&output);
         let (stats, out) =
-            crate::export::run(&conn, &filters, &encoder, batch, || temp.create(), progress)
+            crate::stream::run(&conn, &filters, &encoder, batch, || temp.create(), progress)
                 .map_err(export_error)?;
         if let Some(out) = out {
             temp.commit(out).map_err(|e| {
@@ -217,47 +195,41 @@ fn enqueue(
     cli: &Cli,
     cfg: &Config,
     a: &ExportArgs,
-    filters: crate::filters::Filters,
+    input: FilterInput,
     csv: CsvOptions,
 ) -> Result<(), CliError> {
-    let db_file = crate::db::db_path(&cli.data_dir);
-    if !db_file.is_file() {
-        return Err(CliError::bad_input(format!(
-            "--data-dir: no database at {} (ingest or seed events first)",
-            db_file.display()
-        )));
-    }
-    let conn = crate::db::open_data_dir(&cli.data_dir)?;
-    let user = requesting_user(&conn, &a.requester, &filters.organization)?;
-    let recipients = if a.email_to.is_empty() {
-        user.as_ref().map(default_for).unwrap_or_default()
-    } else {
-        check(&conn, &cfg.notify, &filters.organization, &a.email_to).map_err(|e| match e {
-            RecipientError::Db(e) => e.into(),
-            other => CliError::bad_input(format!("--email-to: {other}")),
-        })?
+    // Filters first: a bad flag is named before the data dir is looked at.
+    let filters = input.validate(&cfg.limits()).map_err(filter_error)?;
+    let engine = super::existing_engine(cli, cfg)?;
+    let svc = engine.service();
+    let mut conn = svc.connect()?;
+    let requester = match requesting_user(&conn, &a.requester, &filters.organization)? {
+        Some(u) => Requester::User(u),
+        None => Requester::System(a.requester.clone()),
     };
-    let requester = user.map_or_else(|| a.requester.clone(), |u| u.requester());
-    let estimate = crate::audit::query::count(&conn, &filters)?;
-    drop(conn);
-    let compress = match &a.compress {
-        Some(c) => c.parse().map_err(CliError::bad_input)?,
-        None => cfg.jobs.compress,
-    };
-    let new = crate::jobs::NewJob {
-        requester,
-        filters,
-        format: a.format,
+    let req = ExportRequest {
         csv,
-        compress,
-        max_attempts: cfg.jobs.max_attempts,
-        estimated_count: Some(estimate),
-        schedule_id: None,
-        fire_time: None,
-        recipients,
+        compress: a.compress,
+        email_to: (!a.email_to.is_empty()).then(|| a.email_to.clone()),
         restart: a.restart,
+        ..ExportRequest::new(requester, input, a.format)
     };
-    super::jobs::enqueue(cli, cfg, new)
+    let out = svc.request_export(&mut conn, req, &Default::default())?;
+    let j = out.job();
+    println!("{}", j.id);
+    match out {
+        CreateOutcome::Created(_) => eprintln!(
+            "queued export job {} ({} records estimated); run `audit-export worker` to process it, `audit-export jobs show {}` to follow it",
+            j.id,
+            j.estimated_count.map(thousands).unwrap_or_else(|| "?".into()),
+            j.id
+        ),
+        CreateOutcome::Restarted(_) => eprintln!(
+            "an identical export was in progress; job {} will restart from scratch",
+            j.id
+        ),
+    }
+    Ok(())
 }
 
 /// The user `--requester` names (`user:ID`, or the e-mail of a user of the
@@ -269,6 +241,7 @@ fn requesting_user(
     org: &str,
 ) -> Result<Option<User>, CliError> {
     let user = if let Some(id) = requester.strip_prefix("user:") {
+        // `user:<id>`, spelled out here so a bad id is named.
         let id: i64 = id.parse().map_err(|_| {
             CliError::bad_input(format!("--requester: {requester:?} is not user:ID"))
         })?;
@@ -289,7 +262,7 @@ fn requesting_user(
     }
 }
 
-fn export_error(e: crate::export::ExportError) -> CliError {
+fn export_error(e: crate::stream::ExportError) -> CliError {
     CliError::failure(format!("export failed: {e}"))
 }
 

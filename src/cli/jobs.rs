@@ -1,13 +1,14 @@
-//! `audit-export jobs list | show ID | cancel ID | restart ID`, and the
-//! enqueueing behind `export --async`.
+//! `audit-export jobs list | show ID | cancel ID | restart ID`, as the
+//! operator (every organization).
 
 use clap::{Args, Subcommand};
 
 use super::{human_bytes, thousands, Cli, CliError};
 use crate::config::Config;
-use crate::jobs::store::{self, CreateOutcome, NewJob, Request};
-use crate::jobs::{now_ms, remove_spool, Job, JobError};
+use crate::jobs::store::Request;
+use crate::jobs::{Job, JobError};
 use crate::time::format_rfc3339_ms;
+use crate::users::Requester;
 
 #[derive(Debug, Args)]
 pub struct JobsArgs {
@@ -53,11 +54,14 @@ impl From<JobError> for CliError {
     }
 }
 
-pub fn run(cli: &Cli, _cfg: &Config, a: &JobsArgs) -> Result<(), CliError> {
-    let mut conn = crate::db::open_data_dir(&cli.data_dir)?;
+pub fn run(cli: &Cli, cfg: &Config, a: &JobsArgs) -> Result<(), CliError> {
+    let engine = super::existing_engine(cli, cfg)?;
+    let svc = engine.service();
+    let mut conn = svc.connect()?;
+    let operator = Requester::System("cli".into());
     match &a.command {
         JobsCommand::List { org, limit } => {
-            let jobs = store::list(&conn, org.as_deref(), None, *limit)?;
+            let jobs = svc.list_jobs(&conn, &operator, org.as_deref(), *limit)?;
             if jobs.is_empty() {
                 eprintln!("no jobs");
             }
@@ -73,21 +77,18 @@ pub fn run(cli: &Cli, _cfg: &Config, a: &JobsArgs) -> Result<(), CliError> {
                 );
             }
         }
-        JobsCommand::Show { id } => print!("{}", describe(&store::get(&conn, id)?)),
-        JobsCommand::Cancel { id } => match store::request_cancel(&mut conn, id, now_ms())? {
-            Request::Applied(j) => {
-                let _ = remove_spool(&cli.data_dir, &j.id);
-                println!("{}: cancelled", j.id);
-            }
+        JobsCommand::Show { id } => {
+            print!("{}", describe(&svc.visible_job(&conn, &operator, id)?))
+        }
+        JobsCommand::Cancel { id } => match svc.cancel(&mut conn, &operator, id)? {
+            Request::Applied(out) => println!("{}: cancelled", out.job.id),
             Request::Flagged(j) => println!(
                 "{}: cancel requested; the worker stops it at its next batch",
                 j.id
             ),
         },
-        JobsCommand::Restart { id } => match store::request_restart(&mut conn, id, now_ms())? {
-            // The spool stays: the next export step clears it itself (a
-            // worker may claim the job at any moment now).
-            Request::Applied(j) => println!("{}: restarted from scratch", j.id),
+        JobsCommand::Restart { id } => match svc.restart(&mut conn, &operator, id)? {
+            Request::Applied(out) => println!("{}: restarted from scratch", out.job.id),
             Request::Flagged(j) => println!(
                 "{}: restart requested; the worker restarts it at its next batch",
                 j.id
@@ -144,34 +145,4 @@ pub fn describe(j: &Job) -> String {
         s.push_str("note       restart requested\n");
     }
     s
-}
-
-/// Enqueues an export job (`export --async`) and prints its id.
-pub fn enqueue(cli: &Cli, cfg: &Config, new: NewJob) -> Result<(), CliError> {
-    let mut conn = crate::db::open_data_dir(&cli.data_dir)?;
-    let out = store::create(
-        &mut conn,
-        &new,
-        cfg.jobs.max_in_progress_per_requester,
-        now_ms(),
-    )?;
-    match out {
-        CreateOutcome::Created(j) => {
-            println!("{}", j.id);
-            eprintln!(
-                "queued export job {} ({} records estimated); run `audit-export worker` to process it, `audit-export jobs show {}` to follow it",
-                j.id,
-                j.estimated_count.map(thousands).unwrap_or_else(|| "?".into()),
-                j.id
-            );
-        }
-        CreateOutcome::Restarted(j) => {
-            println!("{}", j.id);
-            eprintln!(
-                "an identical export was in progress; job {} will restart from scratch",
-                j.id
-            );
-        }
-    }
-    Ok(())
 }

@@ -5,6 +5,7 @@
 //! message names the flag or the input line); 3 nothing matched (a warning,
 //! no file written). This module holds no business logic.
 
+mod admin;
 mod export;
 mod ingest;
 mod jobs;
@@ -50,7 +51,58 @@ impl CliError {
 
 impl From<crate::db::DbError> for CliError {
     fn from(e: crate::db::DbError) -> Self {
-        CliError::failure(e.to_string())
+        match e {
+            crate::db::DbError::Missing(_) => CliError::bad_input(format!("--data-dir: {e}")),
+            other => CliError::failure(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::engine::EngineError> for CliError {
+    fn from(e: crate::engine::EngineError) -> Self {
+        use crate::engine::EngineError as E;
+        match e {
+            E::Db(e) => (*e).into(),
+            E::Service(e) => (*e).into(),
+            E::Config(_) | E::Storage(_) | E::Listen { .. } => CliError::bad_input(e.to_string()),
+            E::Secret(_) => CliError::failure(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::service::ServiceError> for CliError {
+    fn from(e: crate::service::ServiceError) -> Self {
+        use crate::service::ServiceError as S;
+        match e {
+            S::Filter(e) => export::filter_error(e),
+            S::Job(e) => e.into(),
+            S::Invalid { field, message, .. } => {
+                CliError::bad_input(format!("{}: {message}", flag(field)))
+            }
+            S::UnverifiedRecipient(m) => CliError::bad_input(format!("--email-to: {m}")),
+            S::Forbidden(m) => CliError::bad_input(format!("--requester: {m}")),
+            S::NotFound => CliError::bad_input("no such export job"),
+            S::Db(e) => e.into(),
+            S::Open(e) => (*e).into(),
+        }
+    }
+}
+
+/// The CLI flag a request field comes from.
+pub(crate) fn flag(field: &str) -> &'static str {
+    match field {
+        "organization" => "--org",
+        "from" => "--from",
+        "to" => "--to",
+        "actors" => "--actor",
+        "actions" => "--action",
+        "streams" => "--stream",
+        "target_type" => "--target-type",
+        "target_id" => "--target-id",
+        "q" => "--q",
+        "email_to" => "--email-to",
+        "requester" | "user" => "--requester",
+        _ => "filters",
     }
 }
 
@@ -84,8 +136,25 @@ pub struct Cli {
     /// Config file (default: ./audit-export.toml when present).
     #[arg(long, global = true, env = "AUDIT_EXPORT_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Log lines as text for people, or JSON for log shippers (logs go to
+    /// stderr; the filter is RUST_LOG or AUDIT_EXPORT_LOG, default warn).
+    #[arg(
+        long,
+        global = true,
+        env = "AUDIT_EXPORT_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,12 +175,22 @@ pub enum Command {
     Users(users::UsersArgs),
     /// Issue or revoke API tokens.
     Tokens(users::TokensArgs),
+    /// Write a consistent copy of the database (also while serve runs).
+    Backup(admin::BackupArgs),
+    /// Replace the database by a backup (refused while it is in use).
+    Restore(admin::RestoreArgs),
+    /// Show the effective configuration and where each value came from.
+    Config(admin::ConfigArgs),
 }
 
 /// Parses the command line, runs it, and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format);
+    if let Command::Config(a) = &cli.command {
+        // Shows the configuration, so it must not need a valid one first.
+        return finish(admin::config(&cli, a));
+    }
     let result = Config::load(cli.config.as_deref())
         .map_err(CliError::from)
         .and_then(|cfg| match &cli.command {
@@ -123,7 +202,14 @@ pub fn main() -> ExitCode {
             Command::Serve(a) => serve::run(&cli, &cfg, a),
             Command::Users(a) => users::users(&cli, a),
             Command::Tokens(a) => users::tokens(&cli, a),
+            Command::Backup(a) => admin::backup(&cli, a),
+            Command::Restore(a) => admin::restore(&cli, a),
+            Command::Config(_) => unreachable!("handled above"),
         });
+    finish(result)
+}
+
+fn finish(result: Result<(), CliError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -138,14 +224,44 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Logs to stderr, filtered by `AUDIT_EXPORT_LOG`, else `RUST_LOG`, else
+/// `warn`; as text or JSON lines.
+fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("AUDIT_EXPORT_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let filter = EnvFilter::try_from_env("AUDIT_EXPORT_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Opens the engine on the data dir (creating or migrating the database).
+pub(crate) fn engine(cli: &Cli, cfg: &Config) -> Result<crate::Engine, CliError> {
+    Ok(crate::Engine::open(&cli.data_dir, cfg.clone())?)
+}
+
+/// Opens the engine on an existing database only: a missing one is bad
+/// input (exit 2), and nothing is created.
+pub(crate) fn existing_engine(cli: &Cli, cfg: &Config) -> Result<crate::Engine, CliError> {
+    let db = crate::db::db_path(&cli.data_dir);
+    if !db.is_file() {
+        return Err(crate::db::DbError::Missing(db).into());
+    }
+    engine(cli, cfg)
+}
+
+/// A runtime for the long-running commands.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("cannot start the runtime: {e}")))
 }
 
 /// `1234567` → `1,234,567`.

@@ -3,7 +3,6 @@
 use clap::{Args, Subcommand};
 
 use super::{Cli, CliError};
-use crate::jobs::now_ms;
 use crate::users::{self, Role, UserError};
 
 impl From<UserError> for CliError {
@@ -85,8 +84,16 @@ fn parse_role(s: &str) -> Result<Role, String> {
     s.parse()
 }
 
+fn now_ms() -> i64 {
+    crate::time::Clock::system().now_ms()
+}
+
 pub fn users(cli: &Cli, a: &UsersArgs) -> Result<(), CliError> {
-    let conn = crate::db::open_data_dir(&cli.data_dir)?;
+    // Only adding a user may create the database.
+    let conn = match a.command {
+        UsersCommand::Add { .. } => crate::db::open_data_dir(&cli.data_dir)?,
+        _ => crate::db::open_existing(&cli.data_dir)?,
+    };
     match &a.command {
         UsersCommand::Add {
             org,
@@ -151,7 +158,7 @@ pub fn users(cli: &Cli, a: &UsersArgs) -> Result<(), CliError> {
 }
 
 pub fn tokens(cli: &Cli, a: &TokensArgs) -> Result<(), CliError> {
-    let conn = crate::db::open_data_dir(&cli.data_dir)?;
+    let conn = crate::db::open_existing(&cli.data_dir)?;
     match &a.command {
         TokensCommand::Create { org, email } => {
             let u = users::find_by_email(&conn, org, email)?.ok_or(UserError::NotFound)?;

@@ -20,7 +20,7 @@ pub fn ingest(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     if user.role != Role::Admin {
         return Err(ApiError::forbidden("only admins may ingest audit events"));
     }
-    let body = ctx.body(ctx.state.cfg.http.max_body_bytes)?;
+    let body = ctx.body(ctx.state.cfg().http.max_body_bytes)?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("invalid_body", "the body is not UTF-8"))?;
     let trimmed = text.trim_start_matches('\u{feff}').trim();
@@ -105,7 +105,10 @@ pub fn ingest(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         )
         .with(json!({"errors": errors})));
     }
-    let ids = crate::audit::ingest::insert_events(ctx.conn, &events)?;
+    let ids = ctx
+        .state
+        .svc
+        .ingest(ctx.conn, &crate::users::Requester::User(user), &events)?;
     Ok(json(201, &json!({"ingested": ids.len(), "ids": ids})))
 }
 
@@ -150,7 +153,7 @@ pub fn view(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             }
         }
     }
-    let filters = input.validate(&ctx.state.cfg.limits())?;
+    let filters = input.validate(&ctx.state.cfg().limits())?;
     let mut scan = Scan::new(&filters, limit).resume_after(cursor);
     let enc = Encoder::new(Format::Json, CsvOptions::default());
     let mut buf = Vec::new();

@@ -10,8 +10,9 @@ use serde_json::json;
 use super::error::ApiError;
 use super::routes::{Ctx, Reply};
 use super::util::{attachment, header};
-use crate::jobs::{now_ms, store, JobError};
+use crate::jobs::{store, JobError};
 use crate::time::format_rfc3339_ms;
+use crate::users::Requester;
 
 const CHUNK: u64 = 1 << 20;
 
@@ -47,7 +48,7 @@ pub fn download(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     else {
         return Err(bad_signature());
     };
-    let now_s = now_ms() / 1000;
+    let now_s = ctx.state.svc.now_ms().div_euclid(1000);
     let job = match store::get(ctx.conn, &id) {
         Ok(j) => j,
         // The job is gone (pruned after the download window) or never was:
@@ -60,7 +61,13 @@ pub fn download(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let Some(file) = job.file.clone() else {
         return Err(bad_signature());
     };
-    if !ctx.state.signer.verify(&job.id, &file.key, expires, &sig) {
+    if !ctx
+        .state
+        .svc
+        .links
+        .signer()
+        .verify(&job.id, &file.key, expires, &sig)
+    {
         return Err(bad_signature());
     }
     if expires < now_s {
@@ -84,37 +91,26 @@ pub fn download(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         .block_on(op.reader(&file.key))
         .map_err(ApiError::internal)?;
     // The download is itself audited, with the job's requester as actor.
-    let requester = job
-        .requester
-        .strip_prefix("user:")
-        .and_then(|i| i.parse::<i64>().ok());
-    let user = match requester {
+    let user = match crate::users::user_id_of(&job.requester) {
         Some(uid) => crate::users::get_user(ctx.conn, uid)?,
         None => None,
     };
-    let actor = crate::audit::record::Actor {
-        kind: if user.is_some() {
-            "user".into()
-        } else {
-            "system".into()
-        },
-        id: Some(job.requester.clone()),
-        name: user.as_ref().map(|u| u.name.clone()),
-        email: user.as_ref().map(|u| u.email.clone()),
-    };
+    let who = user.map_or_else(|| Requester::System(job.requester.clone()), Requester::User);
     let details = json!({
-        "filters": serde_json::from_str::<serde_json::Value>(&job.filters).unwrap_or_default(),
+        "filters": job.filters_value(),
         "format": job.format.as_str(), "record_count": job.record_count, "job_id": job.id,
     });
-    let event = crate::audit::record::OwnEvent {
-        org: &job.organization_id,
-        action: "audit_log.export_downloaded",
-        actor: &actor,
-        target_id: &job.id,
-        client: &ctx.client,
-        details: &details,
-    };
-    crate::audit::record::record(ctx.conn, &event, now_ms())?;
+    ctx.state.svc.audit(
+        ctx.conn,
+        &who,
+        &ctx.client,
+        crate::service::Audited {
+            org: &job.organization_id,
+            action: "audit_log.export_downloaded",
+            target_id: &job.id,
+            details: &details,
+        },
+    )?;
     ctx.state.metrics.download();
     let content_type = if file.compressed {
         "application/zip"

@@ -102,6 +102,26 @@ impl From<rusqlite::Error> for ApiError {
     }
 }
 
+impl From<crate::service::ServiceError> for ApiError {
+    fn from(e: crate::service::ServiceError) -> Self {
+        use crate::service::ServiceError as S;
+        match e {
+            S::Filter(e) => e.into(),
+            S::Job(e) => e.into(),
+            S::Invalid {
+                code,
+                field,
+                message,
+            } => ApiError::bad_request(code, message).with(json!({ "field": field })),
+            S::UnverifiedRecipient(m) => ApiError::new(422, "unverified_recipient", m),
+            S::Forbidden(m) => ApiError::forbidden(m),
+            S::NotFound => ApiError::not_found(),
+            S::Db(e) => e.into(),
+            S::Open(e) => ApiError::internal(e),
+        }
+    }
+}
+
 impl From<crate::users::UserError> for ApiError {
     fn from(e: crate::users::UserError) -> Self {
         match e {

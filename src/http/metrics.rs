@@ -38,25 +38,15 @@ impl Metrics {
 pub fn render(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let mut out = String::new();
     out.push_str("# HELP audit_export_jobs Export jobs in the database by state.\n# TYPE audit_export_jobs gauge\n");
-    let mut st = ctx
-        .conn
-        .prepare_cached("SELECT state, count(*) FROM export_jobs GROUP BY state")?;
-    let counts: BTreeMap<String, i64> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
+    let m = crate::jobs::store::maintenance::metrics(ctx.conn)?;
     for s in crate::jobs::JobState::ALL {
         let _ = writeln!(
             out,
             "audit_export_jobs{{state=\"{s}\"}} {}",
-            counts.get(s.as_str()).copied().unwrap_or(0)
+            m.by_state.get(s.as_str()).copied().unwrap_or(0)
         );
     }
-    let (rows, dur_sum, dur_n): (i64, f64, i64) = ctx.conn.query_row(
-        "SELECT coalesce(sum(record_count), 0), coalesce(sum(completed_at - created_at), 0) / 1000.0, count(*) \
-         FROM export_jobs WHERE state = 'completed'",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
+    let (rows, dur_sum, dur_n) = (m.completed_records, m.completed_seconds, m.completed);
     out.push_str("# HELP audit_export_rows_exported Rows exported: sync by this process, async by completed jobs still retained.\n# TYPE audit_export_rows_exported counter\n");
     let _ = writeln!(
         out,

@@ -8,7 +8,7 @@
 //! - [`notifications`]: the in-app notices of the caller.
 //! - [`metrics`], [`openapi`], [`error`] (the one error mapping), [`util`].
 //!
-//! Handlers never build SQL: they call `audit`, `jobs::store`, `users`.
+//! Handlers never build SQL: they call `service`, `audit`, `users`.
 
 pub mod audit_logs;
 pub mod download;
@@ -20,72 +20,28 @@ pub mod openapi;
 pub mod routes;
 pub mod util;
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::jobs::scheduler::Engine;
-
-/// `[http]` settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpConfig {
-    /// Address to listen on.
-    pub listen: String,
-    /// Base of links handed out (e-mails, `download_url`); default
-    /// `http://<listen>`.
-    pub public_url: Option<String>,
-    /// Request threads (the bound on concurrent requests).
-    pub workers: usize,
-    /// Largest accepted request body.
-    pub max_body_bytes: u64,
-    /// Below this many matching rows, `mode: auto` streams the file at once.
-    pub sync_threshold: u64,
-    /// How long a download link stays valid after the job completes.
-    pub link_ttl_secs: u64,
-    /// Link-signing secret; default: generated into `<data-dir>/link-secret`.
-    pub secret: Option<String>,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            listen: "127.0.0.1:8080".into(),
-            public_url: None,
-            workers: 8,
-            max_body_bytes: 10 << 20,
-            sync_threshold: 10_000,
-            link_ttl_secs: 24 * 3600,
-            secret: None,
-        }
-    }
-}
+use crate::service::Service;
 
 /// Everything request threads share.
 pub struct AppState {
-    pub data_dir: PathBuf,
-    pub cfg: Config,
-    pub engine: Arc<Engine>,
+    pub svc: Arc<Service>,
     pub rt: tokio::runtime::Handle,
-    pub signer: crate::links::Signer,
     pub metrics: metrics::Metrics,
-    pub public_url: String,
-}
-
-/// How long a download link lives after its job completed: the link TTL,
-/// but never past the download window (the file is deleted then).
-pub fn link_secs(cfg: &Config) -> u64 {
-    cfg.http.link_ttl_secs.min(cfg.jobs.download_ttl_secs)
 }
 
 impl AppState {
+    /// The settings.
+    pub fn cfg(&self) -> &crate::config::Config {
+        &self.svc.cfg
+    }
+
     /// The storage operator (downloads stream from it).
     pub fn storage_op(&self) -> &opendal::Operator {
-        self.engine.storage.operator()
+        self.svc.runner.storage.operator()
     }
 }
 
@@ -94,67 +50,79 @@ pub struct Server {
     pub addr: std::net::SocketAddr,
     /// The base of links this server hands out.
     pub public_url: String,
-    server: Arc<tiny_http::Server>,
     threads: Vec<std::thread::JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
 }
 
 impl Server {
-    /// Binds `listen` and starts `workers` request threads.
-    pub fn start(listen: &str, mut state: AppState) -> Result<Server, String> {
-        let server = tiny_http::Server::http(listen)
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    /// Binds `listen` and starts the request threads; once `shutdown` is
+    /// cancelled the listener closes at once and the threads exit after
+    /// answering the requests already received.
+    pub fn start(
+        listen: &str,
+        svc: Arc<Service>,
+        rt: tokio::runtime::Handle,
+        shutdown: CancellationToken,
+    ) -> Result<Server, String> {
+        let server = tiny_http::Server::http(listen).map_err(|e| e.to_string())?;
         let addr = server
             .server_addr()
             .to_ip()
             .ok_or_else(|| "not an IP listener".to_string())?;
-        if state.public_url.is_empty() {
-            state.public_url = format!("http://{addr}");
-        }
+        let public_url = svc
+            .cfg
+            .http
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
         let server = Arc::new(server);
-        let public_url = state.public_url.clone();
-        let state = Arc::new(state);
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..state.cfg.http.workers.max(1))
+        let workers = svc.cfg.http.workers.max(1);
+        let state = Arc::new(AppState {
+            svc,
+            rt: rt.clone(),
+            metrics: metrics::Metrics::default(),
+        });
+        let threads = (0..workers)
             .map(|i| {
-                let (server, state, stop) = (server.clone(), state.clone(), stop.clone());
+                let (server, state) = (server.clone(), state.clone());
                 std::thread::Builder::new()
                     .name(format!("http-{i}"))
-                    .spawn(move || worker(server, state, stop))
+                    .spawn(move || worker(server, state))
                     .expect("spawn request thread")
             })
             .collect();
+        // One watcher turns the cancellation into: stop accepting now, then
+        // one wake-up per request thread (queued behind the requests
+        // already received, which are answered first).
+        rt.spawn(async move {
+            shutdown.cancelled().await;
+            server.close();
+            for _ in 0..workers {
+                server.unblock();
+            }
+        });
         Ok(Server {
             addr,
             public_url,
-            server,
             threads,
-            stop,
         })
     }
 
-    /// Stops accepting, lets in-flight requests finish, joins the threads.
-    pub fn shutdown(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for _ in &self.threads {
-            self.server.unblock();
-        }
+    /// Waits for the request threads to finish (after shutdown).
+    pub fn join(self) {
         for t in self.threads {
             let _ = t.join();
         }
     }
 }
 
-fn worker(server: Arc<tiny_http::Server>, state: Arc<AppState>, stop: Arc<AtomicBool>) {
+fn worker(server: Arc<tiny_http::Server>, state: Arc<AppState>) {
     let mut conn = None;
-    while !stop.load(Ordering::SeqCst) {
-        let req = match server.recv_timeout(Duration::from_millis(200)) {
-            Ok(Some(r)) => r,
-            Ok(None) => continue,
-            Err(_) => break,
-        };
+    // `recv` fails once the server is unblocked for shutdown.
+    while let Ok(req) = server.recv() {
         if conn.is_none() {
-            conn = crate::db::connect(&crate::db::db_path(&state.data_dir))
+            conn = state
+                .svc
+                .connect()
                 .map_err(|e| tracing::error!(error = %e, "request thread cannot open the database"))
                 .ok();
         }

@@ -4,7 +4,6 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::routes::{json, Ctx, Reply};
-use crate::jobs::now_ms;
 use crate::notify::inapp;
 
 pub fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
@@ -36,9 +35,9 @@ pub fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             p["completed_at"].as_i64(),
             p["job_id"].as_str().map(str::to_string),
         ) {
-            let expires = done / 1000 + super::link_secs(&ctx.state.cfg) as i64;
-            p["download_url"] = json!(super::exports::download_url(ctx.state, &job, &key, expires));
-            p["expires_at"] = json!(crate::time::format_rfc3339_ms(expires * 1000));
+            let link = ctx.state.svc.links.for_file(&job, &key, done);
+            p["download_url"] = json!(link.url);
+            p["expires_at"] = json!(link.expires_at());
         }
         if let Some(file) = p["file"].as_object_mut() {
             file.remove("key");
@@ -58,7 +57,7 @@ pub fn read(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         .as_deref()
         .and_then(|s| s.parse().ok())
         .ok_or_else(ApiError::not_found)?;
-    if !inapp::mark_read(ctx.conn, user.id, id, now_ms())? {
+    if !inapp::mark_read(ctx.conn, user.id, id, ctx.state.svc.now_ms())? {
         return Err(ApiError::not_found());
     }
     Ok(json(200, &json!({"id": id, "read": true})))
@@ -66,6 +65,6 @@ pub fn read(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
 
 pub fn read_all(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.user()?;
-    let n = inapp::mark_all_read(ctx.conn, user.id, now_ms())?;
+    let n = inapp::mark_all_read(ctx.conn, user.id, ctx.state.svc.now_ms())?;
     Ok(json(200, &json!({"updated": n})))
 }

@@ -60,7 +60,7 @@ pub struct Ctx<'a> {
     pub req: Option<tiny_http::Request>,
     pub query: Vec<(String, String)>,
     pub id: Option<String>,
-    pub client: crate::audit::record::Client,
+    pub client: crate::audit::trail::Client,
 }
 
 impl Ctx<'_> {
@@ -184,7 +184,7 @@ pub fn handle(state: &AppState, conn: &mut Connection, req: tiny_http::Request) 
             })
             .filter(|v| !v.trim().is_empty())
     };
-    let client = crate::audit::record::Client {
+    let client = crate::audit::trail::Client {
         ip: req.remote_addr().map(|a| a.ip().to_string()),
         user_agent: header_value("User-Agent"),
         request_id: header_value("X-Request-Id"),

@@ -4,22 +4,70 @@
 //! - [`store`]: every database operation on jobs — create (dedup, limits),
 //!   claim with a lease, checkpoint, transitions — each write of a running
 //!   job fenced by its lease token.
-//! - [`steps`]: the I/O of each state (export to spool, zip + store).
+//! - [`steps`]: the I/O of each state (query to spool, zip + store).
+//! - [`runner`]: what the services share, and where a transition's effects
+//!   are carried out.
 //! - [`scheduler`]: the loop that claims and runs jobs.
-//! - [`crons`]: clean-up and rescue services.
+//! - [`cleanup`], [`rescue`]: the maintenance services, each on a crontab
+//!   schedule ([`cron`]).
 //!
 //! This module never speaks HTTP.
 
-pub mod crons;
+pub mod cleanup;
+pub mod cron;
+pub mod rescue;
+pub mod runner;
 pub mod scheduler;
 pub mod state;
 pub mod steps;
 pub mod store;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
+pub use runner::Runner;
 pub use state::{JobEvent, JobState};
 pub use store::{Job, NewJob};
+
+/// Runs the maintenance services until shutdown: clean-up (once at start,
+/// then on its schedule) and rescue. The schedules were validated by
+/// [`JobsConfig::validate`].
+pub async fn run_maintenance(runner: Arc<Runner>, shutdown: CancellationToken) {
+    let (Ok(cleanup), Ok(rescue)) = (
+        cron::Schedule::parse(&runner.cfg.cleanup_schedule),
+        cron::Schedule::parse(&runner.cfg.rescue_schedule),
+    ) else {
+        tracing::error!("maintenance schedules are invalid; clean-up and rescue do not run");
+        return;
+    };
+    cleanup::cleanup_once(&runner, runner.now_ms()).await;
+    let (r1, r2) = (runner.clone(), runner.clone());
+    let c = cron::every(
+        "cleanup",
+        cleanup,
+        runner.clock.clone(),
+        shutdown.clone(),
+        move |now| {
+            let r = r1.clone();
+            async move {
+                cleanup::cleanup_once(&r, now).await;
+            }
+        },
+    );
+    let r = cron::every(
+        "rescue",
+        rescue,
+        runner.clock.clone(),
+        shutdown,
+        move |now| {
+            let r = r2.clone();
+            async move { rescue::run_once(&r, now).await }
+        },
+    );
+    tokio::join!(c, r);
+}
 
 /// Errors of the jobs layer.
 #[derive(Debug, thiserror::Error)]
@@ -46,12 +94,20 @@ pub enum JobError {
     InvalidTransition(#[from] state::InvalidTransition),
     #[error("stored job is corrupt: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Open(Box<crate::db::DbError>),
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
 }
 
+impl From<crate::db::DbError> for JobError {
+    fn from(e: crate::db::DbError) -> Self {
+        JobError::Open(Box::new(e))
+    }
+}
+
 /// Job engine settings (`[jobs]` in the config file).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JobsConfig {
     /// Jobs one process runs at once.
@@ -85,6 +141,19 @@ pub struct JobsConfig {
     pub rescue_schedule: String,
 }
 
+impl JobsConfig {
+    /// Checks what deserializing cannot: the crontab lines.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, line) in [
+            ("cleanup_schedule", &self.cleanup_schedule),
+            ("rescue_schedule", &self.rescue_schedule),
+        ] {
+            cron::Schedule::parse(line).map_err(|e| format!("[jobs] {key}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for JobsConfig {
     fn default() -> Self {
         JobsConfig {
@@ -108,7 +177,9 @@ impl Default for JobsConfig {
 }
 
 /// Compression policy for stored files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Compress {
     Auto,
@@ -150,48 +221,5 @@ pub fn remove_spool(data_dir: &Path, job_id: &str) -> std::io::Result<()> {
     match std::fs::remove_dir_all(spool_dir(data_dir, job_id)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
-    }
-}
-
-/// A new job id: 26 characters of Crockford base32, time-ordered (48-bit
-/// milliseconds) then 80 random bits, like a ULID.
-pub fn new_job_id(now_ms: i64) -> String {
-    let mut rand = [0u8; 10];
-    random_bytes(&mut rand);
-    let mut v: u128 = (now_ms.max(0) as u128 & ((1 << 48) - 1)) << 80;
-    for (i, b) in rand.iter().enumerate() {
-        v |= (*b as u128) << (8 * (9 - i));
-    }
-    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    (0..26)
-        .rev()
-        .map(|i| ALPHABET[((v >> (5 * i)) & 31) as usize] as char)
-        .collect()
-}
-
-/// Fills `buf` from the system's secure random source.
-pub fn random_bytes(buf: &mut [u8]) {
-    use ring::rand::SecureRandom;
-    ring::rand::SystemRandom::new()
-        .fill(buf)
-        .expect("the system random source works");
-}
-
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn job_ids_are_unique_and_time_ordered() {
-        let a = new_job_id(1_000);
-        let b = new_job_id(2_000);
-        assert_eq!(a.len(), 26);
-        assert!(a < b);
-        assert_ne!(new_job_id(5), new_job_id(5));
     }
 }

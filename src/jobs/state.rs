@@ -134,21 +134,63 @@ pub fn with_pending_request(event: JobEvent, cancel: bool, restart: bool) -> Job
     }
 }
 
+/// What must happen once a transition has committed, besides the row
+/// change itself. Decided with the transition, applied in one place
+/// ([`crate::jobs::Runner::apply_effects`]) by whoever made the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Effects {
+    pub cleanup: Cleanup,
+    /// The job is runnable now: wake the scheduler.
+    pub wake: bool,
+    /// The job reached its end: notices and e-mails were queued with the
+    /// transition; wake the delivery loop.
+    pub notify: bool,
+}
+
+/// Work files to remove after a transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleanup {
+    None,
+    /// The job's spool folder.
+    Spool,
+    /// The spool, and the file the interrupted step had just stored (a
+    /// cancel that won over a finished upload: no completed job owns it).
+    SpoolAndFile,
+}
+
+impl Effects {
+    const NONE: Effects = Effects {
+        cleanup: Cleanup::None,
+        wake: false,
+        notify: false,
+    };
+    /// A final state: the spool goes, the outcome is announced.
+    const FINAL: Effects = Effects {
+        cleanup: Cleanup::Spool,
+        wake: false,
+        notify: true,
+    };
+}
+
+/// What to do with a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     pub to: JobState,
     /// Stay in the state and try again later (attempt + 1, backoff).
     pub retry: bool,
-    /// Drop the checkpoint and the spool (start over).
+    /// Drop the checkpoint and start over (the next export step replaces
+    /// the spool itself).
     pub clear_checkpoint: bool,
+    pub effects: Effects,
 }
 
 impl Decision {
-    fn go(to: JobState) -> Decision {
+    fn go(to: JobState, effects: Effects) -> Decision {
         Decision {
             to,
             retry: false,
             clear_checkpoint: false,
+            effects,
         }
     }
 }
@@ -176,28 +218,45 @@ pub fn decide(
         return invalid;
     }
     match (state, event) {
-        (S::Exporting, E::SpoolComplete) => Ok(Decision::go(S::Uploading)),
-        (S::Exporting, E::NoRecords) => Ok(Decision::go(S::Completed)),
-        (S::Uploading, E::Stored) => Ok(Decision::go(S::Completed)),
+        // The same worker goes on to upload: nothing to clean or wake.
+        (S::Exporting, E::SpoolComplete) => Ok(Decision::go(S::Uploading, Effects::NONE)),
+        (S::Exporting, E::NoRecords) => Ok(Decision::go(S::Completed, Effects::FINAL)),
+        (S::Uploading, E::Stored) => Ok(Decision::go(S::Completed, Effects::FINAL)),
         (S::Uploading, E::SpoolComplete | E::NoRecords) | (S::Exporting, E::Stored) => invalid,
         (_, E::StepFailed { retryable }) => {
             if retryable && attempt < max_attempts {
+                // The spool stays for the next attempt; the scheduler's
+                // poll finds the job when its backoff is over.
                 Ok(Decision {
                     to: state,
                     retry: true,
                     clear_checkpoint: false,
+                    effects: Effects::NONE,
                 })
             } else {
-                Ok(Decision::go(S::Failed))
+                Ok(Decision::go(S::Failed, Effects::FINAL))
             }
         }
-        (_, E::Cancel) => Ok(Decision::go(S::Failed)),
+        (S::Exporting, E::Cancel) => Ok(Decision::go(S::Failed, Effects::FINAL)),
+        (_, E::Cancel) => Ok(Decision::go(
+            S::Failed,
+            Effects {
+                cleanup: Cleanup::SpoolAndFile,
+                ..Effects::FINAL
+            },
+        )),
+        // The spool stays (the new run's export step replaces it), and so
+        // does a file just stored: the new run writes the same key.
         (_, E::Restart) => Ok(Decision {
             to: S::Exporting,
             retry: false,
             clear_checkpoint: true,
+            effects: Effects {
+                wake: true,
+                ..Effects::NONE
+            },
         }),
-        (_, E::TtlExceeded) => Ok(Decision::go(S::Expired)),
+        (_, E::TtlExceeded) => Ok(Decision::go(S::Expired, Effects::FINAL)),
         _ => invalid,
     }
 }
@@ -217,31 +276,57 @@ mod tests {
                 for (attempt, max) in [(1, 3), (3, 3)] {
                     let got = decide(state, event, attempt, max);
                     let last = attempt == max;
-                    let expected: Option<(S, bool, bool)> = match (state, event) {
-                        (S::Completed | S::Failed | S::Expired, _) => None,
-                        (S::Exporting, E::SpoolComplete) => Some((S::Uploading, false, false)),
-                        (S::Exporting, E::NoRecords) => Some((S::Completed, false, false)),
-                        (S::Exporting, E::Stored) => None,
-                        (S::Uploading, E::Stored) => Some((S::Completed, false, false)),
-                        (S::Uploading, E::SpoolComplete | E::NoRecords) => None,
-                        (s, E::StepFailed { retryable: true }) if !last => Some((s, true, false)),
-                        (_, E::StepFailed { .. }) => Some((S::Failed, false, false)),
-                        (_, E::Cancel) => Some((S::Failed, false, false)),
-                        (_, E::Restart) => Some((S::Exporting, false, true)),
-                        (_, E::TtlExceeded) => Some((S::Expired, false, false)),
-                    };
+                    // (to, retry, clear checkpoint, cleanup, wake, notify)
+                    let expected: Option<(S, bool, bool, Cleanup, bool, bool)> =
+                        match (state, event) {
+                            (S::Completed | S::Failed | S::Expired, _) => None,
+                            (S::Exporting, E::SpoolComplete) => {
+                                Some((S::Uploading, false, false, Cleanup::None, false, false))
+                            }
+                            (S::Exporting, E::NoRecords) => {
+                                Some((S::Completed, false, false, Cleanup::Spool, false, true))
+                            }
+                            (S::Exporting, E::Stored) => None,
+                            (S::Uploading, E::Stored) => {
+                                Some((S::Completed, false, false, Cleanup::Spool, false, true))
+                            }
+                            (S::Uploading, E::SpoolComplete | E::NoRecords) => None,
+                            (s, E::StepFailed { retryable: true }) if !last => {
+                                Some((s, true, false, Cleanup::None, false, false))
+                            }
+                            (_, E::StepFailed { .. }) => {
+                                Some((S::Failed, false, false, Cleanup::Spool, false, true))
+                            }
+                            (S::Exporting, E::Cancel) => {
+                                Some((S::Failed, false, false, Cleanup::Spool, false, true))
+                            }
+                            (_, E::Cancel) => {
+                                Some((S::Failed, false, false, Cleanup::SpoolAndFile, false, true))
+                            }
+                            (_, E::Restart) => {
+                                Some((S::Exporting, false, true, Cleanup::None, true, false))
+                            }
+                            (_, E::TtlExceeded) => {
+                                Some((S::Expired, false, false, Cleanup::Spool, false, true))
+                            }
+                        };
                     match expected {
                         None => assert_eq!(
                             got,
                             Err(InvalidTransition { state, event }),
                             "{state} {event:?}"
                         ),
-                        Some((to, retry, clear_checkpoint)) => assert_eq!(
+                        Some((to, retry, clear_checkpoint, cleanup, wake, notify)) => assert_eq!(
                             got,
                             Ok(Decision {
                                 to,
                                 retry,
-                                clear_checkpoint
+                                clear_checkpoint,
+                                effects: Effects {
+                                    cleanup,
+                                    wake,
+                                    notify
+                                },
                             }),
                             "{state} {event:?} attempt {attempt}/{max}"
                         ),

@@ -20,39 +20,18 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
-use super::render::{render, Link, Rendered};
+use super::render::{render, Rendered};
 use super::{Kind, NotifyConfig, SmtpConfig, SmtpSecurity};
-use crate::links::Signer;
+use crate::links::Links;
+use crate::time::Clock;
 
 /// Where mail goes.
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     Files(AsyncFileTransport<Tokio1Executor>),
-}
-
-/// How links in e-mails are built.
-pub struct LinkMaker {
-    pub signer: Signer,
-    pub public_url: String,
-    /// Link life after completion: the shorter of the link TTL and the
-    /// download window (a link never outlives its file).
-    pub link_secs: u64,
-}
-
-impl LinkMaker {
-    fn link(&self, job_id: &str, file_key: &str, completed_at_ms: i64) -> Link {
-        let expires = completed_at_ms / 1000 + self.link_secs as i64;
-        let sig = self.signer.sign(job_id, file_key, expires);
-        Link {
-            url: format!(
-                "{}/download/{job_id}?expires={expires}&sig={sig}",
-                self.public_url.trim_end_matches('/')
-            ),
-            expires_at: crate::time::format_rfc3339_ms(expires * 1000),
-        }
-    }
 }
 
 /// The delivery service.
@@ -61,8 +40,11 @@ pub struct Delivery {
     cfg: NotifyConfig,
     from: Mailbox,
     transport: Transport,
-    links: LinkMaker,
+    links: Arc<Links>,
+    clock: Clock,
     send_timeout: Duration,
+    /// Notified when a job ended (its notices were just queued).
+    pub wake: Arc<Notify>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +67,9 @@ impl Delivery {
         data_dir: &std::path::Path,
         cfg: NotifyConfig,
         smtp: &SmtpConfig,
-        links: LinkMaker,
+        links: Arc<Links>,
+        clock: Clock,
+        wake: Arc<Notify>,
     ) -> Result<Delivery, DeliveryError> {
         let from: Mailbox = cfg
             .from
@@ -125,14 +109,14 @@ impl Delivery {
             from,
             transport,
             links,
+            clock,
             send_timeout: timeout,
+            wake,
         })
     }
 
     fn backoff_ms(&self, attempts: u32) -> i64 {
-        let base = self.cfg.retry_base_ms.max(1);
-        base.saturating_mul(1 << attempts.saturating_sub(1).min(20))
-            .min(3_600_000) as i64
+        crate::util::backoff_ms(self.cfg.retry_base_ms, attempts, 3_600_000, false)
     }
 
     /// Claims the oldest due row for one send (or none).
@@ -217,20 +201,20 @@ impl Delivery {
                 }
             }
             let err = result.err();
-            let (id, token) = (row.id, row.token.clone());
+            let (id, token, done_at) = (row.id, row.token.clone(), self.clock.now_ms());
             tokio::task::spawn_blocking(move || -> Result<(), DeliveryError> {
                 let conn = crate::db::connect(&db).map_err(|e| DeliveryError::Config(e.to_string()))?;
                 let n = if ok {
                     conn.execute(
                         "UPDATE email_outbox SET sent_at = ?3, attempts = attempts + 1, last_error = NULL, claim_token = NULL, \
                          subject = ?4, body_text = ?5, body_html = ?6 WHERE id = ?1 AND claim_token = ?2",
-                        params![id, token, now_ms_fresh(), r.subject, r.text, r.html],
+                        params![id, token, done_at, r.subject, r.text, r.html],
                     )?
                 } else {
                     conn.execute(
                         "UPDATE email_outbox SET attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4, claim_token = NULL, \
                          subject = ?5, body_text = ?6, body_html = ?7 WHERE id = ?1 AND claim_token = ?2",
-                        params![id, token, err, now_ms_fresh() + delay, r.subject, r.text, r.html],
+                        params![id, token, err, done_at + delay, r.subject, r.text, r.html],
                     )?
                 };
                 if n == 0 {
@@ -248,7 +232,7 @@ impl Delivery {
         let p: Value = serde_json::from_str(&row.payload).unwrap_or_default();
         let kind = Kind::parse(&row.kind).unwrap_or(Kind::Failed);
         let link = match (p["file"]["key"].as_str(), p["completed_at"].as_i64()) {
-            (Some(key), Some(done)) => Some(self.links.link(&row.job_id, key, done)),
+            (Some(key), Some(done)) => Some(self.links.for_file(&row.job_id, key, done)),
             _ => None,
         };
         render(kind, &p, link.as_ref())
@@ -275,10 +259,6 @@ impl Delivery {
     }
 }
 
-fn now_ms_fresh() -> i64 {
-    crate::jobs::now_ms()
-}
-
 struct Row {
     id: i64,
     recipient: String,
@@ -290,19 +270,18 @@ struct Row {
     token: String,
 }
 
-/// Runs delivery passes every `delivery_interval_ms` until shutdown.
-pub async fn run(delivery: Arc<Delivery>, mut shutdown: watch::Receiver<bool>) {
+/// Runs delivery passes every `delivery_interval_ms` (on the engine's
+/// clock), and at once when a job ends, until shutdown.
+pub async fn run(delivery: Arc<Delivery>, shutdown: CancellationToken) {
     let every = Duration::from_millis(delivery.cfg.delivery_interval_ms.max(10));
     loop {
-        if let Err(e) = delivery.run_once(crate::jobs::now_ms()).await {
+        if let Err(e) = delivery.run_once(delivery.clock.now_ms()).await {
             tracing::error!(error = %e, "delivery pass failed");
         }
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.changed() => return,
-        }
-        if *shutdown.borrow() {
-            return;
+            _ = delivery.clock.sleep(every) => {}
+            _ = delivery.wake.notified() => {}
+            _ = shutdown.cancelled() => return,
         }
     }
 }

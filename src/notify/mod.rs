@@ -1,9 +1,9 @@
 //! Notifications: in-app notices and e-mail, through a transactional outbox.
 //!
-//! - [`enqueue_for_job`]: called by the job store inside the transaction of
-//!   a job's final transition; writes the in-app notice and one outbox row
-//!   per recipient (with a snapshot of the job), so a notification exists
-//!   exactly when the job ended, whatever crashes afterwards.
+//! - [`enqueue`]: called by the job store inside the transaction of a job's
+//!   final transition with a [`Notice`] (a snapshot of the job); writes the
+//!   in-app notice and one outbox row per recipient, so a notification
+//!   exists exactly when the job ended, whatever crashes afterwards.
 //! - [`render`]: subject, text and HTML for each kind.
 //! - [`deliver`]: the delivery service (SMTP via lettre, or `.eml` files in
 //!   `<data-dir>/outbox/` when no SMTP is configured), retrying with backoff
@@ -20,12 +20,9 @@ pub mod render;
 
 use rusqlite::{params, Connection};
 use serde::Deserialize;
-use serde_json::json;
-
-use crate::jobs::{Job, JobState};
 
 /// `[notify]` settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotifyConfig {
     /// Per organization, the domains `email_to` may name besides verified
@@ -53,7 +50,7 @@ impl Default for NotifyConfig {
 }
 
 /// `[smtp]` settings; with no host, e-mails are written as `.eml` files.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmtpConfig {
     pub host: Option<String>,
@@ -80,7 +77,7 @@ impl Default for SmtpConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpSecurity {
     Starttls,
@@ -116,60 +113,36 @@ impl Kind {
         .into_iter()
         .find(|k| k.as_str() == s)
     }
-    /// The kind for a job in a final state.
-    pub fn for_job(job: &Job) -> Option<Kind> {
-        match job.state {
-            JobState::Completed if job.file.is_none() => Some(Kind::NoResults),
-            JobState::Completed => Some(Kind::Completed),
-            JobState::Failed => Some(Kind::Failed),
-            JobState::Expired => Some(Kind::Expired),
-            _ => None,
-        }
-    }
 }
 
-/// Writes the notice and the outbox rows for a job that just reached a
-/// final state. Must run inside the transaction of that transition.
-pub fn enqueue_for_job(tx: &Connection, job: &Job, now: i64) -> rusqlite::Result<()> {
-    let Some(kind) = Kind::for_job(job) else {
-        return Ok(());
-    };
-    let summary = crate::filters::Filters::from_canonical_json(
-        &job.filters,
-        &crate::filters::Limits {
-            max_span_days: u32::MAX,
-        },
-    )
-    .map(|f| f.summary())
-    .unwrap_or_else(|_| job.filters.clone());
-    let payload = json!({
-        "job_id": job.id,
-        "organization": job.organization_id,
-        "format": job.format.as_str(),
-        "filters": serde_json::from_str::<serde_json::Value>(&job.filters).unwrap_or_default(),
-        "summary": summary,
-        "record_count": job.record_count,
-        "file": job.file.as_ref().map(|f| json!({"key": f.key, "name": f.name, "size": f.size, "sha256": f.sha256, "compressed": f.compressed})),
-        "completed_at": job.completed_at,
-        "error": job.error_code.as_ref().map(|c| json!({"code": c, "message": job.error_message})),
-    })
-    .to_string();
-    if let Some(user_id) = job
-        .requester
-        .strip_prefix("user:")
-        .and_then(|s| s.parse::<i64>().ok())
-    {
+/// A job's end, to announce: in-app to its requesting user, by e-mail to
+/// its recipients. Built by the job store; `payload` is the job snapshot
+/// the messages are rendered from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub kind: Kind,
+    pub job_id: String,
+    /// The requesting user, when a user asked (in-app notice).
+    pub user_id: Option<i64>,
+    pub recipients: Vec<String>,
+    pub payload: String,
+}
+
+/// Writes the in-app notice and one outbox row per recipient. Must run
+/// inside the transaction of the job's final transition.
+pub fn enqueue(tx: &Connection, n: &Notice, now: i64) -> rusqlite::Result<()> {
+    if let Some(user_id) = n.user_id {
         tx.prepare_cached(
             "INSERT INTO notifications (user_id, kind, job_id, payload, created_at) \
              SELECT id, ?2, ?3, ?4, ?5 FROM users WHERE id = ?1",
         )?
-        .execute(params![user_id, kind.as_str(), job.id, payload, now])?;
+        .execute(params![user_id, n.kind.as_str(), n.job_id, n.payload, now])?;
     }
     let mut st = tx.prepare_cached(
         "INSERT INTO email_outbox (recipient, kind, job_id, payload, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
     )?;
-    for r in &job.recipients {
-        st.execute(params![r, kind.as_str(), job.id, payload, now, now])?;
+    for r in &n.recipients {
+        st.execute(params![r, n.kind.as_str(), n.job_id, n.payload, now, now])?;
     }
     Ok(())
 }

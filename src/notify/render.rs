@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::Kind;
+use crate::links::Link;
 
 /// A rendered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,12 +13,6 @@ pub struct Rendered {
     pub subject: String,
     pub text: String,
     pub html: String,
-}
-
-/// The download link and when it expires (RFC 3339).
-pub struct Link {
-    pub url: String,
-    pub expires_at: String,
 }
 
 fn esc(s: &str) -> String {
@@ -49,7 +44,7 @@ pub fn render(kind: Kind, p: &Value, link: Option<&Link>) -> Rendered {
                 l.push(format!("Download: {}", link.url));
                 l.push(format!(
                     "The link expires at {}. After that, run the export again.",
-                    link.expires_at
+                    link.expires_at()
                 ));
             }
             (
@@ -136,7 +131,7 @@ mod tests {
             "file": {"name": "a.csv", "size": 34, "sha256": "ab12"}});
         let link = Link {
             url: "http://x/download/J1?expires=1&sig=aa".into(),
-            expires_at: "2026-01-01T00:00:00.000Z".into(),
+            expires: 1_767_225_600,
         };
         let r = render(Kind::Completed, &p, Some(&link));
         for needle in [

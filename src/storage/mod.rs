@@ -20,7 +20,7 @@ pub use self::zip::zip_file;
 const CHUNK: usize = 8 << 20;
 
 /// `[storage]` settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     /// `fs` (default) or `s3`.
@@ -34,7 +34,7 @@ pub struct StorageConfig {
     pub secret_access_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageKind {
     #[default]
@@ -69,6 +69,8 @@ pub type FaultHook = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 pub struct Storage {
     op: Operator,
     fault: Option<FaultHook>,
+    /// The root folder, for local disk.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -98,7 +100,11 @@ impl Storage {
                 std::fs::create_dir_all(&root)?;
                 let root = std::path::absolute(&root)?;
                 let b = opendal::services::Fs::default().root(&root.to_string_lossy());
-                Operator::new(b)?
+                return Ok(Storage {
+                    op: Operator::new(b)?,
+                    fault: None,
+                    local_root: Some(root),
+                });
             }
             StorageKind::S3 => {
                 let need = |v: &Option<String>, name: &str| {
@@ -126,7 +132,16 @@ impl Storage {
                 Operator::new(b)?
             }
         };
-        Ok(Storage { op, fault: None })
+        Ok(Storage {
+            op,
+            fault: None,
+            local_root: None,
+        })
+    }
+
+    /// Where `key` is on local disk (`fs` storage only).
+    pub fn local_path(&self, key: &str) -> Option<std::path::PathBuf> {
+        self.local_root.as_ref().map(|r| r.join(key))
     }
 
     /// The same storage, with writes passing through `hook` first.
@@ -171,7 +186,7 @@ impl Storage {
         writer.close().await?;
         Ok(PutResult {
             size,
-            sha256: crate::filters::hex(ctx.finish().as_ref()),
+            sha256: crate::util::hex(ctx.finish().as_ref()),
         })
     }
 
@@ -201,6 +216,26 @@ impl Storage {
     pub fn operator(&self) -> &Operator {
         &self.op
     }
+}
+
+/// The file name of an export (stored file and sync download alike):
+/// organization, range and creation time, e.g.
+/// `audit-logs_acme_2025-01-01_2025-12-31_20260105T100000Z.csv`.
+pub fn export_file_name(
+    f: &crate::filters::Filters,
+    format: crate::format::Format,
+    created_ms: i64,
+) -> String {
+    let created = chrono::DateTime::from_timestamp_millis(created_ms)
+        .unwrap_or_default()
+        .format("%Y%m%dT%H%M%SZ");
+    format!(
+        "audit-logs_{}_{}_{}_{created}.{}",
+        safe_component(&f.organization),
+        crate::time::format_date(f.from_ms),
+        crate::time::format_date(f.to_ms - 1),
+        format.extension()
+    )
 }
 
 /// A storage key or file-name component: keeps `[A-Za-z0-9._-]`, maps the
@@ -248,7 +283,7 @@ mod tests {
             .unwrap();
         assert_eq!(put.size, data.len() as u64);
         let digest = ring::digest::digest(&ring::digest::SHA256, &data);
-        assert_eq!(put.sha256, crate::filters::hex(digest.as_ref()));
+        assert_eq!(put.sha256, crate::util::hex(digest.as_ref()));
         assert_eq!(st.read("org/job/file.csv").await.unwrap(), data);
         st.delete("org/job/file.csv").await.unwrap();
         assert!(!st.exists("org/job/file.csv").await.unwrap());

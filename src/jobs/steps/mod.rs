@@ -1,9 +1,9 @@
 //! The I/O of each job state, one module per step:
-//! [`export`] (query → format → spool, checkpointed) and [`upload`]
+//! [`spool`] (query → format → spool file, checkpointed) and [`upload`]
 //! (spool → zip → storage). Steps never change job state themselves beyond
 //! checkpoints; they return what happened and the scheduler applies it.
 
-pub mod export;
+pub mod spool;
 pub mod upload;
 
 use crate::jobs::JobError;

@@ -8,28 +8,16 @@
 //! returns; the spool stays for the retry (the scheduler removes it when the
 //! job reaches a final state), so nothing can block or leak.
 
-use std::path::Path;
-
-use super::export::{job_filters, spool_file};
+use super::spool::{job_filters, spool_file};
 use super::StepError;
 use crate::jobs::store::StoredFile;
-use crate::jobs::{Compress, Job, JobsConfig};
-use crate::storage::{safe_component, zip_file, Storage};
+use crate::jobs::{Compress, Job, Runner};
+use crate::storage::{export_file_name, safe_component, zip_file};
 
-/// The stored file name: organization, range and creation time, e.g.
-/// `audit-logs_acme_2025-01-01_2025-12-31_20260105T100000Z.csv[.zip]`.
+/// The stored file name of a job (see [`export_file_name`]).
 pub fn file_name(job: &Job, compressed: bool) -> Result<String, StepError> {
     let f = job_filters(job)?;
-    let created = chrono::DateTime::from_timestamp_millis(job.created_at)
-        .unwrap_or_default()
-        .format("%Y%m%dT%H%M%SZ");
-    let base = format!(
-        "audit-logs_{}_{}_{}_{created}.{}",
-        safe_component(&job.organization_id),
-        crate::time::format_date(f.from_ms),
-        crate::time::format_date(f.to_ms - 1),
-        job.format.extension()
-    );
+    let base = export_file_name(&f, job.format, job.created_at);
     Ok(if compressed {
         format!("{base}.zip")
     } else {
@@ -47,13 +35,9 @@ pub fn should_compress(policy: Compress, bytes: u64, threshold: u64) -> bool {
 }
 
 /// Runs the step and returns what was stored.
-pub async fn run(
-    job: &Job,
-    data_dir: &Path,
-    cfg: &JobsConfig,
-    storage: &Storage,
-) -> Result<StoredFile, StepError> {
-    let spool = spool_file(data_dir, job);
+pub async fn run(job: &Job, runner: &Runner) -> Result<StoredFile, StepError> {
+    let (cfg, storage) = (&runner.cfg, &runner.storage);
+    let spool = spool_file(&runner.data_dir, job);
     // Exactly the recorded length is stored, whatever else is on disk.
     let bytes = job.spool_bytes;
     match tokio::fs::metadata(&spool).await {

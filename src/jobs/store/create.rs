@@ -7,7 +7,7 @@ use super::{get, record_transition, Job};
 use crate::filters::Filters;
 use crate::format::{CsvOptions, Format};
 use crate::jobs::state::JobState;
-use crate::jobs::{new_job_id, Compress, JobError};
+use crate::jobs::{Compress, JobError};
 
 /// What to create.
 #[derive(Debug, Clone)]
@@ -88,7 +88,7 @@ pub fn create(
             limit: max_in_progress,
         });
     }
-    let id = new_job_id(now);
+    let id = crate::util::new_id(now);
     let inserted = tx.execute(
         "INSERT INTO export_jobs (id, organization_id, requester, filters, filter_hash, format, \
          csv_bom, csv_formula_guard, compress, state, attempt, max_attempts, next_attempt_at, \

@@ -3,13 +3,18 @@
 //! - [`create`]: insert with duplicate detection and the per-requester
 //!   limit, atomically (partial UNIQUE index + `BEGIN IMMEDIATE`).
 //! - [`lease`]: claim runnable jobs, checkpoint, poll flags, release.
-//! - [`transition`]: apply a state-machine decision as a compare-and-set.
+//! - [`transition`]: apply a state-machine decision as a compare-and-set,
+//!   one named write per kind of transition, with the notices of a final
+//!   state ([`notice`]).
+//! - [`maintenance`]: what the clean-up and rescue services read and write.
 //!
 //! Reads are free; every write of a running job says
 //! `WHERE id = ? AND lease_token = ?` and checks that one row changed.
 
 mod create;
 mod lease;
+pub mod maintenance;
+pub mod notice;
 mod transition;
 
 use rusqlite::{Connection, OptionalExtension, Row};
@@ -17,12 +22,14 @@ use rusqlite::{Connection, OptionalExtension, Row};
 pub use create::{create, CreateOutcome, NewJob};
 pub use lease::{checkpoint, claim, poll_flags, release, Checkpoint, Flags, Lease};
 pub use transition::{
-    apply, request_cancel, request_restart, Fence, Outcome, Patch, Request, StoredFile,
+    apply, request_cancel, request_restart, ErrorInfo, Fence, Outcome, Patch, Request, SpoolTotals,
+    StoredFile,
 };
 
 use super::state::JobState;
 use super::{Compress, JobError};
 use crate::audit::query::Cursor;
+use crate::filters::{FilterError, Filters, Limits};
 use crate::format::{CsvOptions, Format};
 
 /// One row of `export_jobs`.
@@ -31,7 +38,8 @@ pub struct Job {
     pub id: String,
     pub organization_id: String,
     pub requester: String,
-    /// Canonical filter JSON (`Filters::canonical_json`).
+    /// Canonical filter JSON (`Filters::canonical_json`); [`Job::filters`]
+    /// parses it.
     pub filters: String,
     pub filter_hash: String,
     pub format: Format,
@@ -73,6 +81,23 @@ fn corrupt(what: impl std::fmt::Display) -> rusqlite::Error {
 }
 
 impl Job {
+    /// The job's filters. Stored filters are re-read without the range
+    /// limit: they were validated when the job was created, and a later,
+    /// stricter setting must not fail a job already accepted.
+    pub fn filters(&self) -> Result<Filters, FilterError> {
+        Filters::from_canonical_json(
+            &self.filters,
+            &Limits {
+                max_span_days: u32::MAX,
+            },
+        )
+    }
+
+    /// The filters as a JSON value (for answers and payloads).
+    pub fn filters_value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.filters).unwrap_or(serde_json::Value::Null)
+    }
+
     /// Reads a job from a `SELECT * FROM export_jobs` row.
     pub fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
         let format: String = r.get("format")?;
@@ -160,18 +185,43 @@ pub fn list(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The state history of a job: (from, to, event, owner, at), oldest first.
-pub type TransitionRow = (Option<String>, String, String, Option<String>, i64);
+/// One state change of a job, from its history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionRow {
+    /// `None` for the creation.
+    pub from: Option<String>,
+    pub to: String,
+    pub event: String,
+    /// The worker that made it, if a worker did.
+    pub owner: Option<String>,
+    pub at: i64,
+}
 
+/// The state history of a job, oldest first.
 pub fn history(conn: &Connection, id: &str) -> Result<Vec<TransitionRow>, JobError> {
     let mut st = conn.prepare_cached(
         "SELECT from_state, to_state, event, owner, at FROM export_job_transitions \
          WHERE job_id = ? ORDER BY id",
     )?;
     let rows = st.query_map([id], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        Ok(TransitionRow {
+            from: r.get(0)?,
+            to: r.get(1)?,
+            event: r.get(2)?,
+            owner: r.get(3)?,
+            at: r.get(4)?,
+        })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// How many jobs are in progress (all organizations).
+pub fn in_progress_count(conn: &Connection) -> Result<u64, JobError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM export_jobs WHERE state IN ('exporting', 'uploading')",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// Records a state change in the history table (inside the caller's tx).

@@ -1,7 +1,8 @@
-//! Applying state-machine decisions: load, `decide`, compare-and-set, and
-//! a history row, all in one `BEGIN IMMEDIATE` transaction.
+//! Applying state-machine decisions: load, `decide`, one named
+//! compare-and-set write per kind of transition, a history row and (for a
+//! final state) the notices, all in one `BEGIN IMMEDIATE` transaction.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, Transaction};
 
 use super::{get, record_transition, Job, Lease};
 use crate::jobs::state::{decide, with_pending_request, Decision, JobEvent, JobState};
@@ -31,15 +32,38 @@ pub struct StoredFile {
     pub compressed: bool,
 }
 
+/// The finished spool: what the upload step will store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolTotals {
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// Why a job failed, was retried, cancelled or expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorInfo {
+    pub code: String,
+    pub message: String,
+}
+
+impl ErrorInfo {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> ErrorInfo {
+        ErrorInfo {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// Data written along with a transition.
 #[derive(Debug, Clone, Default)]
 pub struct Patch {
-    /// Final spool size and record count (exporting → uploading).
-    pub spool: Option<(u64, u64)>,
+    /// exporting → uploading.
+    pub spool: Option<SpoolTotals>,
     pub record_count: Option<u64>,
     pub file: Option<StoredFile>,
-    /// Error code and message (failures, retries, cancel, expiry).
-    pub error: Option<(String, String)>,
+    /// Failures, retries, expiry (a cancel writes its own).
+    pub error: Option<ErrorInfo>,
     /// Delay before the next attempt, for a retry decision.
     pub retry_delay_ms: i64,
 }
@@ -50,6 +74,9 @@ pub struct Outcome {
     pub decision: Decision,
     pub from: JobState,
     pub job: Job,
+    /// A file the step had stored that no completed job owns now (a cancel
+    /// won over the upload): the `SpoolAndFile` clean-up removes it.
+    pub orphan_file: Option<StoredFile>,
 }
 
 /// Applies `event` to job `id` if `fence` allows, writing `patch`.
@@ -82,105 +109,34 @@ pub fn apply(
     // here, in the same transaction, so none slips between check and write.
     let event = with_pending_request(event, job.cancel_requested, job.restart_requested);
     let decision = decide(job.state, event, job.attempt, job.max_attempts)?;
-    let (err_code, err_msg) = match event {
-        JobEvent::Cancel => (
-            Some("cancelled".to_string()),
-            Some("cancelled by request".to_string()),
-        ),
-        _ => patch.error.clone().unzip(),
+    let error = match event {
+        JobEvent::Cancel => Some(ErrorInfo::new("cancelled", "cancelled by request")),
+        _ => patch.error.clone(),
     };
-    let lease_token = match fence {
-        Fence::Lease(l) => Some(l.token.clone()),
-        _ => job.lease_token.clone(),
+    let w = Write {
+        tx: &tx,
+        job: &job,
+        lease_token: match fence {
+            Fence::Lease(l) => Some(l.token.clone()),
+            _ => job.lease_token.clone(),
+        },
+        now,
     };
-    // Every branch: same row, same state, same lease as we read (the
-    // IMMEDIATE transaction already excludes other writers; the WHERE
-    // keeps the write honest if that ever changes).
-    let guard = "WHERE id = ?1 AND state = ?2 AND lease_token IS ?3";
-    let n = if decision.retry {
-        tx.execute(
-            &format!(
-                "UPDATE export_jobs SET attempt = attempt + 1, next_attempt_at = ?4 + ?5, \
-                 lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, \
-                 error_code = ?6, error_message = ?7, updated_at = ?4 {guard}"
-            ),
-            params![
-                id,
-                job.state.as_str(),
-                lease_token,
-                now,
-                patch.retry_delay_ms.max(0),
-                err_code,
-                err_msg
-            ],
-        )?
+    let changed = if decision.retry {
+        w.retry(patch.retry_delay_ms, error.as_ref())?
     } else if decision.clear_checkpoint {
-        tx.execute(
-            &format!(
-                "UPDATE export_jobs SET state = 'exporting', attempt = 1, next_attempt_at = ?4, \
-                 last_occurred_at = NULL, last_id = NULL, exported_count = 0, spool_bytes = 0, \
-                 restart_requested = 0, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, \
-                 error_code = NULL, error_message = NULL, updated_at = ?4 {guard}"
-            ),
-            params![id, job.state.as_str(), lease_token, now],
-        )?
+        w.restart()?
     } else {
         match decision.to {
-            JobState::Uploading => {
-                let (count, bytes) = patch.spool.unwrap_or((job.exported_count, job.spool_bytes));
-                tx.execute(
-                    &format!(
-                        "UPDATE export_jobs SET state = 'uploading', exported_count = ?4, spool_bytes = ?5, \
-                         record_count = ?4, error_code = NULL, error_message = NULL, updated_at = ?6 {guard}"
-                    ),
-                    params![id, job.state.as_str(), lease_token, count, bytes, now],
-                )?
-            }
-            JobState::Completed => {
-                let f = patch.file.as_ref();
-                tx.execute(
-                    &format!(
-                        "UPDATE export_jobs SET state = 'completed', completed_at = ?4, updated_at = ?4, \
-                         record_count = ?5, file_key = ?6, file_name = ?7, file_size = ?8, \
-                         file_sha256 = ?9, file_compressed = ?10, error_code = NULL, error_message = NULL, \
-                         lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL {guard}"
-                    ),
-                    params![
-                        id,
-                        job.state.as_str(),
-                        lease_token,
-                        now,
-                        patch.record_count.or(job.record_count).unwrap_or(0),
-                        f.map(|f| &f.key),
-                        f.map(|f| &f.name),
-                        f.map(|f| f.size),
-                        f.map(|f| &f.sha256),
-                        f.map(|f| f.compressed)
-                    ],
-                )?
-            }
-            JobState::Failed | JobState::Expired => tx.execute(
-                &format!(
-                    "UPDATE export_jobs SET state = ?4, completed_at = ?5, updated_at = ?5, \
-                     error_code = ?6, error_message = ?7, record_count = NULL, \
-                     lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL {guard}"
-                ),
-                params![
-                    id,
-                    job.state.as_str(),
-                    lease_token,
-                    decision.to.as_str(),
-                    now,
-                    err_code,
-                    err_msg
-                ],
-            )?,
+            JobState::Uploading => w.uploading(patch.spool)?,
+            JobState::Completed => w.completed(patch.record_count, patch.file.as_ref())?,
+            JobState::Failed | JobState::Expired => w.finished(decision.to, error.as_ref())?,
             JobState::Exporting => {
                 unreachable!("only restart and retry stay in or return to exporting")
             }
         }
     };
-    if n != 1 {
+    if changed != 1 {
         return Err(JobError::LeaseLost(id.to_string()));
     }
     if decision.to != job.state || decision.clear_checkpoint {
@@ -195,26 +151,168 @@ pub fn apply(
         )?;
     }
     let updated = get(&tx, id)?;
-    // A final state and its notifications commit together or not at all.
-    if !updated.state.in_progress() {
-        crate::notify::enqueue_for_job(&tx, &updated, now)?;
+    // A final state and its notices commit together or not at all.
+    if decision.effects.notify {
+        if let Some(notice) = super::notice::for_job(&updated) {
+            crate::notify::enqueue(&tx, &notice, now)?;
+        }
     }
     tx.commit()?;
+    let orphan_file = match (event, updated.state) {
+        (JobEvent::Cancel, JobState::Failed) => patch.file,
+        _ => None,
+    };
     Ok(Outcome {
         decision,
         from: job.state,
         job: updated,
+        orphan_file,
     })
+}
+
+/// One compare-and-set write of a transition: same row, same state and
+/// same lease as read (the IMMEDIATE transaction already excludes other
+/// writers; the WHERE keeps each write honest if that ever changes).
+/// Each returns the number of rows changed, which must be 1.
+struct Write<'a> {
+    tx: &'a Transaction<'a>,
+    job: &'a Job,
+    lease_token: Option<String>,
+    now: i64,
+}
+
+const GUARD: &str = "WHERE id = ?1 AND state = ?2 AND lease_token IS ?3";
+
+impl Write<'_> {
+    /// Stay in the state; attempt + 1 after the backoff; lease released.
+    fn retry(&self, delay_ms: i64, error: Option<&ErrorInfo>) -> rusqlite::Result<usize> {
+        self.tx.execute(
+            &format!(
+                "UPDATE export_jobs SET attempt = attempt + 1, next_attempt_at = ?4 + ?5, \
+                 lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, \
+                 error_code = ?6, error_message = ?7, updated_at = ?4 {GUARD}"
+            ),
+            params![
+                self.job.id,
+                self.job.state.as_str(),
+                self.lease_token,
+                self.now,
+                delay_ms.max(0),
+                error.map(|e| &e.code),
+                error.map(|e| &e.message)
+            ],
+        )
+    }
+
+    /// Back to exporting from scratch: checkpoint, attempts and error
+    /// cleared, runnable at once.
+    fn restart(&self) -> rusqlite::Result<usize> {
+        self.tx.execute(
+            &format!(
+                "UPDATE export_jobs SET state = 'exporting', attempt = 1, next_attempt_at = ?4, \
+                 last_occurred_at = NULL, last_id = NULL, exported_count = 0, spool_bytes = 0, \
+                 restart_requested = 0, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, \
+                 error_code = NULL, error_message = NULL, updated_at = ?4 {GUARD}"
+            ),
+            params![
+                self.job.id,
+                self.job.state.as_str(),
+                self.lease_token,
+                self.now
+            ],
+        )
+    }
+
+    /// Exporting → uploading: the final spool totals (the lease is kept:
+    /// the same worker uploads).
+    fn uploading(&self, spool: Option<SpoolTotals>) -> rusqlite::Result<usize> {
+        let t = spool.unwrap_or(SpoolTotals {
+            records: self.job.exported_count,
+            bytes: self.job.spool_bytes,
+        });
+        self.tx.execute(
+            &format!(
+                "UPDATE export_jobs SET state = 'uploading', exported_count = ?4, spool_bytes = ?5, \
+                 record_count = ?4, error_code = NULL, error_message = NULL, updated_at = ?6 {GUARD}"
+            ),
+            params![
+                self.job.id,
+                self.job.state.as_str(),
+                self.lease_token,
+                t.records,
+                t.bytes,
+                self.now
+            ],
+        )
+    }
+
+    /// → completed, with the stored file (none for zero records).
+    fn completed(
+        &self,
+        record_count: Option<u64>,
+        file: Option<&StoredFile>,
+    ) -> rusqlite::Result<usize> {
+        self.tx.execute(
+            &format!(
+                "UPDATE export_jobs SET state = 'completed', completed_at = ?4, updated_at = ?4, \
+                 record_count = ?5, file_key = ?6, file_name = ?7, file_size = ?8, \
+                 file_sha256 = ?9, file_compressed = ?10, error_code = NULL, error_message = NULL, \
+                 lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL {GUARD}"
+            ),
+            params![
+                self.job.id,
+                self.job.state.as_str(),
+                self.lease_token,
+                self.now,
+                record_count.or(self.job.record_count).unwrap_or(0),
+                file.map(|f| &f.key),
+                file.map(|f| &f.name),
+                file.map(|f| f.size),
+                file.map(|f| &f.sha256),
+                file.map(|f| f.compressed)
+            ],
+        )
+    }
+
+    /// → failed or expired, with the reason; no record count.
+    fn finished(&self, to: JobState, error: Option<&ErrorInfo>) -> rusqlite::Result<usize> {
+        self.tx.execute(
+            &format!(
+                "UPDATE export_jobs SET state = ?4, completed_at = ?5, updated_at = ?5, \
+                 error_code = ?6, error_message = ?7, record_count = NULL, \
+                 lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL {GUARD}"
+            ),
+            params![
+                self.job.id,
+                self.job.state.as_str(),
+                self.lease_token,
+                to.as_str(),
+                self.now,
+                error.map(|e| &e.code),
+                error.map(|e| &e.message)
+            ],
+        )
+    }
 }
 
 /// What a user's cancel or restart request did.
 #[derive(Debug, Clone)]
 pub enum Request {
-    /// Applied at once (the job was idle); the caller removes the spool.
-    Applied(Job),
+    /// Applied at once (the job was idle); its effects are to be applied.
+    Applied(Outcome),
     /// Flagged for the worker running the job, which applies it at its
     /// next batch.
     Flagged(Job),
+}
+
+impl Request {
+    /// The job after the request.
+    pub fn job(&self) -> &Job {
+        match self {
+            Request::Applied(o) => &o.job,
+            Request::Flagged(j) => j,
+        }
+    }
 }
 
 fn request(
@@ -229,7 +327,7 @@ fn request(
         return Err(JobError::NotInProgress(id.to_string()));
     }
     match apply(conn, id, Fence::Free, event, Patch::default(), now) {
-        Ok(out) => Ok(Request::Applied(out.job)),
+        Ok(out) => Ok(Request::Applied(out)),
         Err(JobError::LeaseLost(_)) => {
             let n = conn.execute(
                 &format!(

@@ -411,18 +411,14 @@ impl Server {
     pub fn unblock(&self) {
         self.messages.unblock();
     }
-}
 
-impl Iterator for IncomingRequests<'_> {
-    type Item = Request;
-    fn next(&mut self) -> Option<Request> {
-        self.server.recv().ok()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.close.store(true, Relaxed);
+    /// audit-export fix: stops accepting connections now (the listening
+    /// socket closes), without waiting for the last handle to be dropped.
+    /// Requests already received can still be taken with `recv`.
+    pub fn close(&self) {
+        if self.close.swap(true, Relaxed) {
+            return;
+        }
         // Connect briefly to ourselves to unblock the accept thread
         let maybe_stream = match &self.listening_addr {
             ListenAddr::IP(addr) => TcpStream::connect(addr).map(Connection::from),
@@ -436,6 +432,19 @@ impl Drop for Server {
         if let Ok(stream) = maybe_stream {
             let _ = stream.shutdown(Shutdown::Both);
         }
+    }
+}
+
+impl Iterator for IncomingRequests<'_> {
+    type Item = Request;
+    fn next(&mut self) -> Option<Request> {
+        self.server.recv().ok()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.close();
 
         #[cfg(unix)]
         if let ListenAddr::Unix(addr) = &self.listening_addr {

@@ -6,22 +6,28 @@
 //! (`[export] max_range_days` → `AUDIT_EXPORT_EXPORT_MAX_RANGE_DAYS`), and
 //! finally CLI flags (applied by `cli`). Every key is optional.
 //!
-//! This module does no I/O beyond reading that file and the environment.
+//! [`show`] tells, for `audit-export config show`, where each effective
+//! value came from. This module does no I/O beyond reading that file and the
+//! environment.
+
+mod show;
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::filters::Limits;
 
+pub use show::{show, Source};
+
 /// All settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub export: ExportConfig,
     pub jobs: crate::jobs::JobsConfig,
     pub storage: crate::storage::StorageConfig,
-    pub http: crate::http::HttpConfig,
+    pub http: HttpConfig,
     pub notify: crate::notify::NotifyConfig,
     pub smtp: crate::notify::SmtpConfig,
 }
@@ -29,8 +35,54 @@ pub struct Config {
 /// Sections that environment variables can address.
 const SECTIONS: [&str; 6] = ["export", "jobs", "storage", "http", "notify", "smtp"];
 
+/// `AUDIT_EXPORT_*` variables that are not settings of a section: read by
+/// the command line itself.
+pub const COMMAND_VARIABLES: [&str; 6] = [
+    "AUDIT_EXPORT_DATA_DIR",
+    "AUDIT_EXPORT_CONFIG",
+    "AUDIT_EXPORT_LOG",
+    "AUDIT_EXPORT_LOG_FORMAT",
+    "AUDIT_EXPORT_REQUESTER",
+    "AUDIT_EXPORT_TOKEN",
+];
+
+/// `[http]` settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Base of links handed out (e-mails, `download_url`); default
+    /// `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Request threads (the bound on concurrent requests).
+    pub workers: usize,
+    /// Largest accepted request body.
+    pub max_body_bytes: u64,
+    /// Below this many matching rows, `mode: auto` streams the file at once.
+    pub sync_threshold: u64,
+    /// How long a download link stays valid after the job completes.
+    pub link_ttl_secs: u64,
+    /// Link-signing secret; default: generated into `<data-dir>/link-secret`.
+    pub secret: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            workers: 8,
+            max_body_bytes: 10 << 20,
+            sync_threshold: 10_000,
+            link_ttl_secs: 24 * 3600,
+            secret: None,
+        }
+    }
+}
+
 /// `[export]`: how exports run.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExportConfig {
     /// Longest date range one export may cover, in days.
@@ -68,18 +120,21 @@ impl Config {
     /// Loads defaults, then the file (explicit path, or the default file if
     /// it exists), then environment overrides.
     pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
-        let (table, path) = match explicit {
+        let (table, path) = Self::file(explicit)?;
+        Self::from_table(table, &path, std::env::vars())
+    }
+
+    /// The config file's table and its path (an empty table when there is
+    /// no file).
+    pub fn file(explicit: Option<&Path>) -> Result<(toml::Table, PathBuf), ConfigError> {
+        Ok(match explicit {
             Some(p) => (Self::read_table(p)?, p.to_path_buf()),
             None if Path::new(DEFAULT_FILE).is_file() => (
                 Self::read_table(Path::new(DEFAULT_FILE))?,
                 PathBuf::from(DEFAULT_FILE),
             ),
-            None => (
-                toml::Table::new(),
-                PathBuf::from("(none: defaults and AUDIT_EXPORT_* variables)"),
-            ),
-        };
-        Self::from_table(table, &path, std::env::vars())
+            None => (toml::Table::new(), PathBuf::from(NO_FILE)),
+        })
     }
 
     fn read_table(path: &Path) -> Result<toml::Table, ConfigError> {
@@ -96,25 +151,17 @@ impl Config {
     /// Merges `AUDIT_EXPORT_<SECTION>_<KEY>` variables into `table`, then
     /// deserializes. A variable's value is read as a TOML value when it is
     /// one (`31`, `true`), else as a string (`auto`, `smtp.example.com`).
+    /// A variable naming no setting, or with a value its setting cannot
+    /// take, is an error naming that variable.
     pub fn from_table(
         mut table: toml::Table,
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         for (name, value) in env {
-            let Some(rest) = name.strip_prefix("AUDIT_EXPORT_") else {
+            let Some((section, key, parsed)) = env_setting(&name, &value)? else {
                 continue;
             };
-            let rest = rest.to_ascii_lowercase();
-            let Some(section) = SECTIONS.iter().find(|s| rest.starts_with(&format!("{s}_"))) else {
-                continue;
-            };
-            let key = &rest[section.len() + 1..];
-            let parsed = format!("v = {value}")
-                .parse::<toml::Table>()
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or_else(|| toml::Value::String(value.clone()));
             let entry = table
                 .entry(section.to_string())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -134,11 +181,14 @@ impl Config {
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Parse {
                 path: path.to_path_buf(),
-                message: format!(
-                "{} (environment variables AUDIT_EXPORT_<SECTION>_<KEY> count as the file's keys)",
-                one_line(&e.to_string())
-            ),
+                message: one_line(&e.to_string()),
             })
+    }
+
+    /// How long a download link lives after its job completed: the link
+    /// TTL, but never past the download window (the file is deleted then).
+    pub fn link_secs(&self) -> u64 {
+        self.http.link_ttl_secs.min(self.jobs.download_ttl_secs)
     }
 
     /// Filter limits derived from these settings.
@@ -147,6 +197,60 @@ impl Config {
             max_span_days: self.export.max_range_days,
         }
     }
+}
+
+/// What the config file's path reads as when there is none.
+const NO_FILE: &str = "(no config file)";
+
+/// The setting an `AUDIT_EXPORT_*` variable addresses: `(section, key,
+/// value)`; `None` for other variables and the command's own. Checked on
+/// its own, so a misspelled name or a bad value is blamed on the variable.
+fn env_setting(
+    name: &str,
+    value: &str,
+) -> Result<Option<(&'static str, String, toml::Value)>, ConfigError> {
+    let Some(rest) = name.strip_prefix("AUDIT_EXPORT_") else {
+        return Ok(None);
+    };
+    if COMMAND_VARIABLES.contains(&name) {
+        return Ok(None);
+    }
+    let rest = rest.to_ascii_lowercase();
+    let bad = |message: String| ConfigError::Env {
+        name: name.to_string(),
+        message,
+    };
+    let Some(section) = SECTIONS
+        .iter()
+        .copied()
+        .find(|s| rest.starts_with(&format!("{s}_")))
+    else {
+        return Err(bad(format!(
+            "no such setting (variables are AUDIT_EXPORT_<SECTION>_<KEY>, sections {}; or one of {})",
+            SECTIONS.join(", "),
+            COMMAND_VARIABLES.join(", ")
+        )));
+    };
+    let key = rest[section.len() + 1..].to_string();
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let mut alone = toml::Table::new();
+    alone.insert(
+        section.to_string(),
+        toml::Value::Table(toml::Table::from_iter([(key.clone(), parsed.clone())])),
+    );
+    if let Err(e) = toml::Value::Table(alone).try_into::<Config>() {
+        let msg = one_line(&e.to_string());
+        return Err(bad(if msg.contains("unknown field") {
+            format!("[{section}] has no key {key:?} ({msg})")
+        } else {
+            format!("[{section}] {key}: {msg}")
+        }));
+    }
+    Ok(Some((section, key, parsed)))
 }
 
 fn one_line(s: &str) -> String {
@@ -200,6 +304,30 @@ mod tests {
             load("[export]\nmax_range_dayz = 31\n", &[]),
             Err(ConfigError::Parse { .. })
         ));
-        assert!(load("", &[("AUDIT_EXPORT_JOBS_MAX_PARALEL_JOBS", "3")]).is_err());
+        let err = load("", &[("AUDIT_EXPORT_JOBS_MAX_PARALEL_JOBS", "3")]).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Env { name, .. } if name == "AUDIT_EXPORT_JOBS_MAX_PARALEL_JOBS"),
+            "{err}"
+        );
+        let err = load("", &[("AUDIT_EXPORT_JOBZ_MAX_PARALLEL_JOBS", "3")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("AUDIT_EXPORT_JOBZ_MAX_PARALLEL_JOBS"),
+            "{err}"
+        );
+        let err = load("", &[("AUDIT_EXPORT_EXPORT_MAX_RANGE_DAYS", "x")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("AUDIT_EXPORT_EXPORT_MAX_RANGE_DAYS"),
+            "{err}"
+        );
+        assert!(load(
+            "",
+            &[
+                ("AUDIT_EXPORT_LOG", "debug"),
+                ("AUDIT_EXPORT_REQUESTER", "x")
+            ]
+        )
+        .is_ok());
     }
 }

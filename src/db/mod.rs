@@ -1,23 +1,27 @@
-//! Opening the SQLite database and applying `schema.sql`.
+//! Opening the SQLite database, migrating it, and copying it safely.
 //!
 //! Every connection is opened the same way: WAL journal (readers never block
 //! the writer), a busy timeout (concurrent writers wait instead of failing
-//! with SQLITE_BUSY), foreign keys on. The schema is applied at every open;
-//! it is idempotent. This module holds no business rules.
+//! with SQLITE_BUSY), foreign keys on. A new database gets `schema.sql`
+//! whole; an existing one is brought to the current version by the numbered
+//! steps of [`migrate`], after an online backup. This module holds no
+//! business rules.
+
+pub mod backup;
+pub mod migrate;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
-/// The whole schema, compiled into the binary from the repository root.
-pub const SCHEMA: &str = include_str!("../schema.sql");
-
-/// The schema version `schema.sql` sets (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub use migrate::{Migrated, SCHEMA, SCHEMA_VERSION};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "audit-export.db";
+
+/// Folder of the data directory where backups go.
+pub const BACKUP_DIR: &str = "backups";
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,10 +35,29 @@ pub enum DbError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("no database at {0} (ingest or seed events first, or check --data-dir)")]
+    Missing(PathBuf),
     #[error(
         "database schema version {found} is newer than this binary supports ({supported}); upgrade audit-export"
     )]
     TooNew { found: i64, supported: i64 },
+    #[error("{0} is not an audit-export database (it has tables but no schema version)")]
+    Foreign(PathBuf),
+    #[error("backup: {0}")]
+    Backup(String),
+    /// A migration step failed; nothing of the upgrade was kept.
+    #[error(
+        "upgrading the database from v{from} failed at step {step} ({what}): {source}; \
+         the database is unchanged at v{from}{}",
+        backup.as_ref().map(|b| format!("; a backup taken before the upgrade is at {}", b.display())).unwrap_or_default()
+    )]
+    Migration {
+        from: i64,
+        step: i64,
+        what: &'static str,
+        source: rusqlite::Error,
+        backup: Option<PathBuf>,
+    },
 }
 
 /// Path of the database file in `data_dir`.
@@ -42,47 +65,62 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join(DB_FILE)
 }
 
-/// Opens (creating if needed) `<data_dir>/audit-export.db` and applies the schema.
+/// Opens (creating if needed) `<data_dir>/audit-export.db`, bringing its
+/// schema to the current version (a backup first if an existing database
+/// is upgraded).
 pub fn open_data_dir(data_dir: &Path) -> Result<Connection, DbError> {
     std::fs::create_dir_all(data_dir).map_err(|source| DbError::DataDir {
         path: data_dir.to_path_buf(),
         source,
     })?;
-    open(&db_path(data_dir))
-}
-
-/// Opens the database file at `path` and applies the schema.
-pub fn open(path: &Path) -> Result<Connection, DbError> {
-    let conn = connect(path)?;
-    apply_schema(&conn)?;
+    let mut conn = connect(&db_path(data_dir))?;
+    migrate::migrate(&mut conn, data_dir, crate::time::Clock::system().now_ms())?;
     Ok(conn)
 }
 
-/// Opens another connection to a database whose schema this process has
-/// already applied (worker threads): same settings, no DDL.
+/// Like [`open_data_dir`] for commands that only make sense on an existing
+/// database (reading jobs, users, exporting): a missing database is
+/// [`DbError::Missing`], and nothing is created.
+pub fn open_existing(data_dir: &Path) -> Result<Connection, DbError> {
+    let path = db_path(data_dir);
+    if !path.is_file() {
+        return Err(DbError::Missing(path));
+    }
+    open_data_dir(data_dir)
+}
+
+/// Opens another connection to a database whose schema is already current
+/// (worker threads, request threads): same settings, no DDL.
 pub fn connect(path: &Path) -> Result<Connection, DbError> {
     let conn = Connection::open(path)?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+/// Opens an existing database without creating or migrating anything.
+pub fn connect_existing(path: &Path) -> Result<Connection, DbError> {
+    if !path.is_file() {
+        return Err(DbError::Missing(path.to_path_buf()));
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection) -> Result<(), DbError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // journal_mode returns a row, so it is read rather than executed.
     let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
-    Ok(conn)
+    Ok(())
 }
 
-/// Applies `schema.sql` inside one immediate transaction, refusing a
-/// database written by a newer binary.
-pub fn apply_schema(conn: &Connection) -> Result<(), DbError> {
-    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if found > SCHEMA_VERSION {
-        return Err(DbError::TooNew {
-            found,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    // IMMEDIATE so two processes starting at once serialize here instead
-    // of one failing halfway through the DDL.
-    conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;"))?;
-    Ok(())
+/// The schema version a database records.
+pub fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
 }
 
 /// Starts a `BEGIN IMMEDIATE` transaction: the write lock is taken up
@@ -90,6 +128,11 @@ pub fn apply_schema(conn: &Connection) -> Result<(), DbError> {
 /// on lock upgrade (it waits on the busy timeout instead).
 pub fn immediate(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
+/// Whether a SQLite error means the disk (or the database's quota) is full.
+pub fn is_disk_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
 }
 
 #[cfg(test)]
@@ -119,19 +162,20 @@ mod tests {
         .unwrap();
         drop(conn);
         let conn = open_data_dir(dir.path()).unwrap();
-        assert_eq!(objects(&conn), first, "re-applying changed the schema");
+        assert_eq!(objects(&conn), first, "re-opening changed the schema");
         let n: i64 = conn
             .query_row("SELECT count(*) FROM audit_logs", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(n, 1, "re-applying lost data");
-        let v: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(v, SCHEMA_VERSION);
+        assert_eq!(n, 1, "re-opening lost data");
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+        assert!(
+            !dir.path().join(BACKUP_DIR).exists(),
+            "a current database needs no backup"
+        );
     }
 
     #[test]
@@ -144,6 +188,24 @@ mod tests {
             Err(DbError::TooNew { found: 99, .. }) => {}
             other => panic!("expected TooNew, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn refuses_a_foreign_database_and_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(db_path(dir.path())).unwrap();
+        conn.execute_batch("CREATE TABLE notes (x)").unwrap();
+        drop(conn);
+        assert!(matches!(
+            open_data_dir(dir.path()),
+            Err(DbError::Foreign(_))
+        ));
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            open_existing(empty.path()),
+            Err(DbError::Missing(_))
+        ));
+        assert!(!db_path(empty.path()).exists(), "nothing created");
     }
 
     #[test]

@@ -4,7 +4,12 @@
 //!
 //! Formatting is on the export hot path (once per row), so it is done by
 //! hand with integer arithmetic instead of a format-string interpreter.
-//! This module never consults the local time zone.
+//! This module never consults the local time zone. [`Clock`] is the one
+//! source of "now".
+
+mod clock;
+
+pub use clock::Clock;
 
 use chrono::{DateTime, NaiveDate};
 

@@ -1,4 +1,4 @@
-//! The exporting step: keyset pages → encoder → spool file, checkpointed.
+//! The exporting step (spool): keyset pages → encoder → spool file, checkpointed.
 //!
 //! Each lease writes its own spool file, `<data-dir>/spool/<job-id>/
 //! part-<lease-token>.<ext>`; a new owner copies the checkpointed prefix of
@@ -17,23 +17,23 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
+use tokio_util::sync::CancellationToken;
 
 use super::StepError;
 use crate::audit::query::Scan;
-use crate::filters::{Filters, Limits};
+use crate::filters::Filters;
 use crate::format::Encoder;
 use crate::jobs::store::{self, Checkpoint, Lease};
-use crate::jobs::{now_ms, spool_dir, Job, JobsConfig};
+use crate::jobs::{spool_dir, Job, Runner};
 
 /// How the step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExportOutcome {
+pub enum SpoolOutcome {
     /// Every record is in the spool (fsynced).
-    SpoolComplete {
+    Complete {
         records: u64,
         bytes: u64,
     },
@@ -47,12 +47,10 @@ pub enum ExportOutcome {
 }
 
 /// Everything the step needs besides the job.
-pub struct ExportStep<'a> {
+pub struct SpoolStep<'a> {
     pub conn: &'a Connection,
-    pub data_dir: &'a std::path::Path,
-    pub cfg: &'a JobsConfig,
-    pub batch: usize,
-    pub shutdown: &'a AtomicBool,
+    pub runner: &'a Runner,
+    pub shutdown: &'a CancellationToken,
 }
 
 /// Path of a job's finished spool file (what the upload step reads).
@@ -99,31 +97,24 @@ fn own_spool(
     Ok((file, resumed))
 }
 
-/// Stored filters are re-read without the range limit: they were validated
-/// when the job was created, and a later, stricter setting must not fail a
-/// job already accepted.
+/// The job's filters; stored filters that no longer parse can never run.
 pub fn job_filters(job: &Job) -> Result<Filters, StepError> {
-    Filters::from_canonical_json(
-        &job.filters,
-        &Limits {
-            max_span_days: u32::MAX,
-        },
-    )
-    .map_err(|e| StepError::Fatal {
+    job.filters().map_err(|e| StepError::Fatal {
         code: "invalid_filters",
         message: e.to_string(),
     })
 }
 
-impl ExportStep<'_> {
-    pub fn run(&self, job: &Job, lease: &Lease) -> Result<ExportOutcome, StepError> {
+impl SpoolStep<'_> {
+    pub fn run(&self, job: &Job, lease: &Lease) -> Result<SpoolOutcome, StepError> {
         let filters = job_filters(job)?;
         let encoder = Encoder::new(job.format, job.csv);
-        let lease_ms = (self.cfg.lease_secs * 1000) as i64;
+        let (runner, cfg) = (self.runner, &self.runner.cfg);
+        let lease_ms = runner.lease_ms();
         // Fenced before touching the folder: setting up our spool removes
         // every other file in it.
-        store::poll_flags(self.conn, lease, lease_ms, now_ms())?;
-        let dir = spool_dir(self.data_dir, &job.id);
+        store::poll_flags(self.conn, lease, lease_ms, runner.now_ms())?;
+        let dir = spool_dir(&runner.data_dir, &job.id);
         let own = dir.join(format!("part-{}.{}", lease.token, job.format.extension()));
         let need = job.checkpoint.map(|_| job.spool_bytes);
         let (mut file, resumed) = own_spool(&dir, &own, need)?;
@@ -147,9 +138,11 @@ impl ExportStep<'_> {
         };
         file.set_len(len)?;
         file.seek(SeekFrom::Start(len))?;
-        let mut scan = Scan::new(&filters, self.batch).resume_after(checkpoint);
+        let mut scan = Scan::new(&filters, runner.batch).resume_after(checkpoint);
 
-        let interval = Duration::from_millis(self.cfg.checkpoint_interval_ms);
+        // Checkpoint pacing is about disk bandwidth, so it is measured in
+        // real time, not on the engine's clock.
+        let interval = Duration::from_millis(cfg.checkpoint_interval_ms);
         let mut last_cp = Instant::now();
         let mut durable_len = len;
         loop {
@@ -162,69 +155,69 @@ impl ExportStep<'_> {
                 break;
             }
             // A fenced check (and lease renewal) before touching the file.
-            let flags = store::poll_flags(self.conn, lease, lease_ms, now_ms())?;
+            let flags = store::poll_flags(self.conn, lease, lease_ms, runner.now_ms())?;
             if flags.cancel {
-                return Ok(ExportOutcome::CancelRequested);
+                return Ok(SpoolOutcome::CancelRequested);
             }
             if flags.restart {
-                return Ok(ExportOutcome::RestartRequested);
+                return Ok(SpoolOutcome::RestartRequested);
             }
             file.write_all(&buf)?;
             len += buf.len() as u64;
             buf.clear();
-            if len - durable_len >= self.cfg.checkpoint_bytes || last_cp.elapsed() >= interval {
-                sync_and_checkpoint(self.conn, &file, lease, &scan, records, len, lease_ms)?;
+            if len - durable_len >= cfg.checkpoint_bytes || last_cp.elapsed() >= interval {
+                self.sync_and_checkpoint(&file, lease, &scan, records, len)?;
                 durable_len = len;
                 last_cp = Instant::now();
             }
-            if self.shutdown.load(Ordering::Relaxed) {
+            if self.shutdown.is_cancelled() {
                 if durable_len < len {
-                    sync_and_checkpoint(self.conn, &file, lease, &scan, records, len, lease_ms)?;
+                    self.sync_and_checkpoint(&file, lease, &scan, records, len)?;
                 }
-                return Ok(ExportOutcome::Interrupted);
+                return Ok(SpoolOutcome::Interrupted);
             }
         }
         // Fenced once more: a worker that lost its lease must not publish.
-        let flags = store::poll_flags(self.conn, lease, lease_ms, now_ms())?;
+        let flags = store::poll_flags(self.conn, lease, lease_ms, runner.now_ms())?;
         if flags.cancel {
-            return Ok(ExportOutcome::CancelRequested);
+            return Ok(SpoolOutcome::CancelRequested);
         }
         if flags.restart {
-            return Ok(ExportOutcome::RestartRequested);
+            return Ok(SpoolOutcome::RestartRequested);
         }
         if records == 0 {
             drop(file);
-            crate::jobs::remove_spool(self.data_dir, &job.id)?;
-            return Ok(ExportOutcome::NoRecords);
+            crate::jobs::remove_spool(&runner.data_dir, &job.id)?;
+            return Ok(SpoolOutcome::NoRecords);
         }
         encoder.footer(&mut buf, records);
         file.write_all(&buf)?;
         len += buf.len() as u64;
         file.sync_data()?;
         drop(file);
-        std::fs::rename(&own, spool_file(self.data_dir, job))?;
-        Ok(ExportOutcome::SpoolComplete {
+        std::fs::rename(&own, spool_file(&runner.data_dir, job))?;
+        Ok(SpoolOutcome::Complete {
             records,
             bytes: len,
         })
     }
-}
 
-fn sync_and_checkpoint(
-    conn: &Connection,
-    file: &File,
-    lease: &Lease,
-    scan: &Scan,
-    records: u64,
-    len: u64,
-    lease_ms: i64,
-) -> Result<(), StepError> {
-    file.sync_data()?;
-    let cp = Checkpoint {
-        cursor: scan.cursor(),
-        exported_count: records,
-        spool_bytes: len,
-    };
-    store::checkpoint(conn, lease, &cp, lease_ms, now_ms())?;
-    Ok(())
+    fn sync_and_checkpoint(
+        &self,
+        file: &File,
+        lease: &Lease,
+        scan: &Scan,
+        records: u64,
+        len: u64,
+    ) -> Result<(), StepError> {
+        file.sync_data()?;
+        let cp = Checkpoint {
+            cursor: scan.cursor(),
+            exported_count: records,
+            spool_bytes: len,
+        };
+        let r = self.runner;
+        store::checkpoint(self.conn, lease, &cp, r.lease_ms(), r.now_ms())?;
+        Ok(())
+    }
 }

@@ -1,0 +1,125 @@
+//! [`Runner`]: what the job services of one process share — settings,
+//! storage, the clock, this process's lease owner name, the wake-ups — and
+//! the one place where a transition's effects are carried out.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use tokio::sync::Notify;
+
+use super::state::Cleanup;
+use super::store::Outcome;
+use super::{remove_spool, JobError, JobsConfig};
+use crate::storage::Storage;
+use crate::time::Clock;
+
+/// Everything the scheduler, the steps and the maintenance services share.
+pub struct Runner {
+    pub data_dir: PathBuf,
+    pub cfg: JobsConfig,
+    /// Rows per keyset page.
+    pub batch: usize,
+    pub storage: Storage,
+    pub clock: Clock,
+    /// This process's lease owner name (`host:pid:random`).
+    pub owner: String,
+    /// Notified when a job becomes runnable (enqueue, restart, rescue): the
+    /// scheduler claims at once instead of at its next poll.
+    pub wake: Arc<Notify>,
+    /// Notified when a job reached its end: the delivery loop sends the
+    /// notices queued with it at once.
+    pub finished: Arc<Notify>,
+}
+
+impl Runner {
+    pub fn new(
+        data_dir: PathBuf,
+        cfg: JobsConfig,
+        batch: usize,
+        storage: Storage,
+        clock: Clock,
+    ) -> Runner {
+        let mut tag = [0u8; 3];
+        crate::util::random_bytes(&mut tag);
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        let host = host.trim();
+        let owner = format!(
+            "{}:{}:{}",
+            if host.is_empty() { "worker" } else { host },
+            std::process::id(),
+            crate::util::hex(&tag)
+        );
+        Runner {
+            data_dir,
+            cfg,
+            batch,
+            storage,
+            clock,
+            owner,
+            wake: Arc::new(Notify::new()),
+            finished: Arc::new(Notify::new()),
+        }
+    }
+
+    /// A connection to the database (schema already current).
+    pub fn connect(&self) -> Result<Connection, JobError> {
+        crate::db::connect(&crate::db::db_path(&self.data_dir)).map_err(JobError::from)
+    }
+
+    /// Runs `f` with a fresh connection on the blocking pool, so a busy
+    /// database never stalls the runtime's threads.
+    pub async fn on_db<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Connection) -> Result<T, JobError> + Send + 'static,
+    ) -> Result<T, JobError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || f(&mut me.connect()?))
+            .await
+            .map_err(|e| JobError::Corrupt(format!("database task failed: {e}")))?
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn lease_ms(&self) -> i64 {
+        (self.cfg.lease_secs * 1000) as i64
+    }
+
+    /// Delay before attempt `attempt + 1`: exponential with jitter.
+    pub fn backoff_ms(&self, attempt: u32) -> i64 {
+        crate::util::backoff_ms(self.cfg.retry_base_ms, attempt, 3_600_000, true)
+    }
+
+    /// Carries out what a committed transition decided: remove work files,
+    /// wake the scheduler, wake the delivery of the queued notices. Every
+    /// path that moves a job (scheduler, API, CLI, clean-up) ends here.
+    pub async fn apply_effects(&self, out: &Outcome) {
+        if out.decision.effects.cleanup == Cleanup::SpoolAndFile {
+            if let Some(f) = &out.orphan_file {
+                if let Err(err) = self.storage.delete(&f.key).await {
+                    tracing::warn!(job_id = %out.job.id, error = %err, "cannot remove the file of a cancelled upload");
+                }
+            }
+        }
+        self.apply_local_effects(out);
+    }
+
+    /// The effects that need no storage call (all a user request ever has:
+    /// it carries no stored file), for callers outside the runtime.
+    pub fn apply_local_effects(&self, out: &Outcome) {
+        let e = out.decision.effects;
+        if e.cleanup != Cleanup::None {
+            if let Err(err) = remove_spool(&self.data_dir, &out.job.id) {
+                tracing::warn!(job_id = %out.job.id, error = %err, "cannot remove the spool");
+            }
+        }
+        if e.wake {
+            self.wake.notify_one();
+        }
+        if e.notify {
+            self.finished.notify_one();
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Requesting an export: who may, which organization, to whom the outcome
+//! is mailed, how many rows — then a background job (duplicate and
+//! per-requester limit enforced atomically by the job store), and the
+//! `audit_log.exported` event either way.
+
+use rusqlite::Connection;
+use serde_json::{json, Value};
+
+use super::{Service, ServiceError};
+use crate::audit::trail::Client;
+use crate::filters::{FilterInput, Filters};
+use crate::format::{CsvOptions, Format};
+use crate::jobs::store::{self, CreateOutcome, NewJob};
+use crate::jobs::Compress;
+use crate::notify::recipients::{check, default_for, RecipientError};
+use crate::users::Requester;
+
+/// An export as asked for.
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    pub requester: Requester,
+    /// For a user, `organization` may be left out (theirs is taken);
+    /// naming another one is forbidden.
+    pub filters: FilterInput,
+    pub format: Format,
+    pub csv: CsvOptions,
+    /// Default: `[jobs] compress`.
+    pub compress: Option<Compress>,
+    /// Who is mailed the outcome. `None`: the requesting user's own
+    /// verified address (nobody for a system requester); `Some(vec![])`:
+    /// nobody.
+    pub email_to: Option<Vec<String>>,
+    /// Restart an identical job in progress instead of failing.
+    pub restart: bool,
+}
+
+impl ExportRequest {
+    /// An export of `filters` as `format` with default options.
+    pub fn new(requester: Requester, filters: FilterInput, format: Format) -> ExportRequest {
+        ExportRequest {
+            requester,
+            filters,
+            format,
+            csv: CsvOptions::default(),
+            compress: None,
+            email_to: None,
+            restart: false,
+        }
+    }
+}
+
+/// A checked request: validated filters in the right organization, the
+/// recipients, and how many rows match now.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub requester: Requester,
+    pub filters: Filters,
+    pub format: Format,
+    pub csv: CsvOptions,
+    pub compress: Compress,
+    pub recipients: Vec<String>,
+    pub count: u64,
+    pub restart: bool,
+}
+
+impl Service {
+    /// Checks a request: role, organization scope, filters, recipients;
+    /// counts the matching rows.
+    pub fn prepare_export(
+        &self,
+        conn: &Connection,
+        req: ExportRequest,
+    ) -> Result<Prepared, ServiceError> {
+        let filters = self.scoped_filters(&req.requester, req.filters, true)?;
+        let recipients = self.recipients(
+            conn,
+            &req.requester,
+            &filters.organization,
+            req.email_to.as_deref(),
+        )?;
+        let count = crate::audit::query::count(conn, &filters)?;
+        Ok(Prepared {
+            requester: req.requester,
+            filters,
+            format: req.format,
+            csv: req.csv,
+            compress: req.compress.unwrap_or(self.cfg.jobs.compress),
+            recipients,
+            count,
+            restart: req.restart,
+        })
+    }
+
+    /// Validates `input` for `who`: a user must be allowed to export (when
+    /// `exporting`) and stays in their organization.
+    pub fn scoped_filters(
+        &self,
+        who: &Requester,
+        mut input: FilterInput,
+        exporting: bool,
+    ) -> Result<Filters, ServiceError> {
+        if let Requester::User(u) = who {
+            if exporting && !u.role.can_export() {
+                return Err(ServiceError::Forbidden(format!(
+                    "role {} may view audit logs but not export them",
+                    u.role
+                )));
+            }
+            if let Some(org) = &input.organization {
+                if org.trim() != u.organization_id {
+                    return Err(ServiceError::Forbidden(
+                        "filters.organization must be your own organization (or left out)".into(),
+                    ));
+                }
+            }
+            input.organization = Some(u.organization_id.clone());
+        }
+        Ok(input.validate(&self.cfg.limits())?)
+    }
+
+    /// The recipients of an export's outcome (see [`crate::notify::recipients`]).
+    pub fn recipients(
+        &self,
+        conn: &Connection,
+        who: &Requester,
+        org: &str,
+        email_to: Option<&[String]>,
+    ) -> Result<Vec<String>, ServiceError> {
+        let Some(list) = email_to else {
+            return Ok(who.user().map(default_for).unwrap_or_default());
+        };
+        check(conn, &self.cfg.notify, org, list).map_err(|e| match e {
+            RecipientError::Db(e) => ServiceError::Db(e),
+            RecipientError::Unverified(_) => ServiceError::UnverifiedRecipient(e.to_string()),
+            RecipientError::Invalid(_) | RecipientError::TooMany => {
+                ServiceError::invalid("invalid_email_to", "email_to", e.to_string())
+            }
+        })
+    }
+
+    /// Queues a prepared export as a background job, wakes the scheduler
+    /// and records the export in the audit trail.
+    pub fn enqueue_export(
+        &self,
+        conn: &mut Connection,
+        p: &Prepared,
+        client: &Client,
+    ) -> Result<CreateOutcome, ServiceError> {
+        let new = NewJob {
+            requester: p.requester.key(),
+            filters: p.filters.clone(),
+            format: p.format,
+            csv: p.csv,
+            compress: p.compress,
+            max_attempts: self.cfg.jobs.max_attempts,
+            estimated_count: Some(p.count),
+            schedule_id: None,
+            fire_time: None,
+            recipients: p.recipients.clone(),
+            restart: p.restart,
+        };
+        let out = store::create(
+            conn,
+            &new,
+            self.cfg.jobs.max_in_progress_per_requester,
+            self.now_ms(),
+        )?;
+        self.runner.wake.notify_one();
+        let job = out.job();
+        self.audit_export(conn, p, Some(&job.id), client)?;
+        Ok(out)
+    }
+
+    /// Records `audit_log.exported` for an export: its job, or (answered
+    /// at once) the filter hash as target.
+    pub fn audit_export(
+        &self,
+        conn: &mut Connection,
+        p: &Prepared,
+        job_id: Option<&str>,
+        client: &Client,
+    ) -> Result<(), ServiceError> {
+        let details = json!({
+            "filters": serde_json::from_str::<Value>(&p.filters.canonical_json()).unwrap_or(Value::Null),
+            "format": p.format.as_str(),
+            "record_count": p.count,
+            "job_id": job_id,
+        });
+        let target = job_id.map_or_else(|| p.filters.hash(), str::to_string);
+        self.audit(
+            conn,
+            &p.requester,
+            client,
+            super::Audited {
+                org: &p.filters.organization,
+                action: "audit_log.exported",
+                target_id: &target,
+                details: &details,
+            },
+        )
+    }
+
+    /// Prepares and queues an export as a background job (the library's
+    /// and the CLI's `--async` call).
+    pub fn request_export(
+        &self,
+        conn: &mut Connection,
+        req: ExportRequest,
+        client: &Client,
+    ) -> Result<CreateOutcome, ServiceError> {
+        let p = self.prepare_export(conn, req)?;
+        self.enqueue_export(conn, &p, client)
+    }
+}

@@ -1,0 +1,142 @@
+//! Seeing and changing jobs on a requester's behalf: a user sees their
+//! organization's jobs only (another organization's job does not exist for
+//! them), and only their own unless they are an admin; system requesters
+//! see every job. Also the one view of a job that answers show (HTTP, MCP).
+
+use rusqlite::Connection;
+use serde_json::{json, Value};
+
+use super::{Service, ServiceError};
+use crate::jobs::store::{self, Request};
+use crate::jobs::Job;
+use crate::links::Link;
+use crate::time::format_rfc3339_ms;
+use crate::users::{Requester, Role};
+
+impl Service {
+    /// Job `id` as `who` may see it.
+    pub fn visible_job(
+        &self,
+        conn: &Connection,
+        who: &Requester,
+        id: &str,
+    ) -> Result<Job, ServiceError> {
+        let job = match store::get(conn, id) {
+            Err(crate::jobs::JobError::NotFound(_)) => return Err(ServiceError::NotFound),
+            other => other?,
+        };
+        if let Requester::User(u) = who {
+            if job.organization_id != u.organization_id
+                || (u.role != Role::Admin && job.requester != u.requester())
+            {
+                return Err(ServiceError::NotFound);
+            }
+        }
+        Ok(job)
+    }
+
+    /// The jobs `who` may see, newest first (a system requester: every
+    /// organization's, or `org`'s).
+    pub fn list_jobs(
+        &self,
+        conn: &Connection,
+        who: &Requester,
+        org: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Job>, ServiceError> {
+        Ok(match who {
+            Requester::User(u) => {
+                let mine = (u.role != Role::Admin).then(|| u.requester());
+                store::list(conn, Some(&u.organization_id), mine.as_deref(), limit)?
+            }
+            Requester::System(_) => store::list(conn, org, None, limit)?,
+        })
+    }
+
+    fn may_change(who: &Requester) -> Result<(), ServiceError> {
+        match who {
+            Requester::User(u) if !u.role.can_export() => Err(ServiceError::Forbidden(format!(
+                "role {} may view audit logs but not export them",
+                u.role
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Cancels job `id`: at once if no worker runs it, else at the worker's
+    /// next batch.
+    pub fn cancel(
+        &self,
+        conn: &mut Connection,
+        who: &Requester,
+        id: &str,
+    ) -> Result<Request, ServiceError> {
+        Self::may_change(who)?;
+        let job = self.visible_job(conn, who, id)?;
+        let req = store::request_cancel(conn, &job.id, self.now_ms())?;
+        if let Request::Applied(out) = &req {
+            self.runner.apply_local_effects(out);
+        }
+        Ok(req)
+    }
+
+    /// Restarts job `id` from scratch: at once if no worker runs it, else
+    /// at the worker's next batch.
+    pub fn restart(
+        &self,
+        conn: &mut Connection,
+        who: &Requester,
+        id: &str,
+    ) -> Result<Request, ServiceError> {
+        Self::may_change(who)?;
+        let job = self.visible_job(conn, who, id)?;
+        let req = store::request_restart(conn, &job.id, self.now_ms())?;
+        match &req {
+            Request::Applied(out) => self.runner.apply_local_effects(out),
+            // The running worker restarts it; a wake-up costs nothing.
+            Request::Flagged(_) => self.runner.wake.notify_one(),
+        }
+        Ok(req)
+    }
+
+    /// The signed link to a completed job's file.
+    pub fn download_link(&self, job: &Job) -> Option<Link> {
+        let (file, done) = (job.file.as_ref()?, job.completed_at?);
+        Some(self.links.for_file(&job.id, &file.key, done))
+    }
+
+    /// Where a completed job's file is on local disk (`fs` storage only).
+    pub fn local_path(&self, job: &Job) -> Option<std::path::PathBuf> {
+        let file = job.file.as_ref()?;
+        self.runner.storage.local_path(&file.key)
+    }
+
+    /// A job as the API shows it.
+    pub fn job_view(&self, j: &Job) -> Value {
+        let mut v = json!({
+            "id": j.id,
+            "state": j.state.as_str(),
+            "format": j.format.as_str(),
+            "filters": j.filters_value(),
+            "progress": {"exported": j.exported_count, "estimated": j.estimated_count},
+            "attempt": j.attempt,
+            "max_attempts": j.max_attempts,
+            "record_count": j.record_count,
+            "created_at": format_rfc3339_ms(j.created_at),
+            "updated_at": format_rfc3339_ms(j.updated_at),
+            "completed_at": j.completed_at.map(format_rfc3339_ms),
+            "cancel_requested": j.cancel_requested,
+            "restart_requested": j.restart_requested,
+            "error": j.error_code.as_ref().map(|c| json!({"code": c, "message": j.error_message})),
+            "file": Value::Null,
+            "download_url": Value::Null,
+            "expires_at": Value::Null,
+        });
+        if let (Some(f), Some(link)) = (&j.file, self.download_link(j)) {
+            v["file"] = json!({"name": f.name, "size": f.size, "sha256": f.sha256, "compressed": f.compressed});
+            v["download_url"] = json!(link.url);
+            v["expires_at"] = json!(link.expires_at());
+        }
+        v
+    }
+}

@@ -1,0 +1,86 @@
+//! Small helpers with no better home: hex, secure random bytes, time-ordered
+//! ids, retry backoff. Nothing here knows about jobs, HTTP or the database.
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// SHA-256 of `data`, as lower-case hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+}
+
+/// Fills `buf` from the system's secure random source.
+pub fn random_bytes(buf: &mut [u8]) {
+    use ring::rand::SecureRandom;
+    ring::rand::SystemRandom::new()
+        .fill(buf)
+        .expect("the system random source works");
+}
+
+/// A new id: 26 characters of Crockford base32, time-ordered (48-bit
+/// milliseconds) then 80 random bits, like a ULID.
+pub fn new_id(now_ms: i64) -> String {
+    let mut rand = [0u8; 10];
+    random_bytes(&mut rand);
+    let mut v: u128 = (now_ms.max(0) as u128 & ((1 << 48) - 1)) << 80;
+    for (i, b) in rand.iter().enumerate() {
+        v |= (*b as u128) << (8 * (9 - i));
+    }
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    (0..26)
+        .rev()
+        .map(|i| ALPHABET[((v >> (5 * i)) & 31) as usize] as char)
+        .collect()
+}
+
+/// Delay before retry number `attempt` (1-based): `base` doubled per
+/// attempt, capped at `cap_ms`, plus (with `jitter`) up to half a base at
+/// random so retries of many jobs do not fall on the same instant.
+pub fn backoff_ms(base_ms: u64, attempt: u32, cap_ms: u64, jitter: bool) -> i64 {
+    let base = base_ms.max(1);
+    let exp = base
+        .saturating_mul(1 << attempt.saturating_sub(1).min(20))
+        .min(cap_ms);
+    let extra = if jitter {
+        let mut r = [0u8; 4];
+        random_bytes(&mut r);
+        u64::from(u32::from_le_bytes(r)) % (base / 2 + 1)
+    } else {
+        0
+    };
+    (exp + extra) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_time_ordered() {
+        let a = new_id(1_000);
+        let b = new_id(2_000);
+        assert_eq!(a.len(), 26);
+        assert!(a < b);
+        assert_ne!(new_id(5), new_id(5));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        assert_eq!(backoff_ms(1_000, 1, 3_600_000, false), 1_000);
+        assert_eq!(backoff_ms(1_000, 3, 3_600_000, false), 4_000);
+        assert_eq!(backoff_ms(1_000, 40, 3_600_000, false), 3_600_000);
+        for _ in 0..50 {
+            let j = backoff_ms(1_000, 2, 3_600_000, true);
+            assert!((2_000..=2_500).contains(&j), "{j}");
+        }
+        assert_eq!(hex(&[0, 15, 255]), "000fff");
+    }
+}
