@@ -15,7 +15,7 @@
 //! - [`audit`]: the event type, ingest, the filtered keyset query, the
 //!   engine's own audit trail, the synthetic generator.
 //! - [`filters`]: validate, canonicalize and hash export filters.
-//! - [`format`]: streaming CSV / JSON / JSONL encoders.
+//! - [`mod@format`]: streaming CSV / JSON / JSONL encoders.
 //! - [`stream`]: one export run (query → encoder → sink), for CLI and HTTP
 //!   sync exports.
 //! - [`jobs`]: durable background exports — state machine (transitions

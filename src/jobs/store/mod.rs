@@ -1,9 +1,9 @@
 //! Every database operation on export jobs.
 //!
-//! - [`create`]: insert with duplicate detection and the per-requester
+//! - `create`: insert with duplicate detection and the per-requester
 //!   limit, atomically (partial UNIQUE index + `BEGIN IMMEDIATE`).
-//! - [`lease`]: claim runnable jobs, checkpoint, poll flags, release.
-//! - [`transition`]: apply a state-machine decision as a compare-and-set,
+//! - `lease`: claim runnable jobs, checkpoint, poll flags, release.
+//! - `transition`: apply a state-machine decision as a compare-and-set,
 //!   one named write per kind of transition, with the notices of a final
 //!   state ([`notice`]).
 //! - [`maintenance`]: what the clean-up and rescue services read and write.
