@@ -10,7 +10,7 @@ use std::io::{self, Write};
 
 use rusqlite::Connection;
 
-use crate::audit::query::Scan;
+use crate::audit::query::{Cursor, Scan};
 use crate::filters::Filters;
 use crate::format::Encoder;
 
@@ -33,6 +33,60 @@ pub enum ExportError {
     Io(#[from] io::Error),
 }
 
+/// Keyset pages of a scan, encoded: the one loop from rows to bytes, for
+/// sync exports and the job's spool step alike. It counts the records
+/// (JSON's separators and a job's checkpoint depend on the count).
+pub struct Pages {
+    scan: Scan,
+    encoder: Encoder,
+    records: u64,
+}
+
+impl Pages {
+    /// Pages of `scan`, `records` already written (a resumed job).
+    pub fn new(scan: Scan, encoder: Encoder, records: u64) -> Pages {
+        Pages {
+            scan,
+            encoder,
+            records,
+        }
+    }
+
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// The last row encoded so far.
+    pub fn cursor(&self) -> Option<Cursor> {
+        self.scan.cursor()
+    }
+
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    /// Appends the next page's records to `buf`, handing `buf` to `spill`
+    /// whenever it reaches `flush_at` bytes (memory stays one buffer even
+    /// for a large page). Returns the rows in the page; 0 means done.
+    pub fn next_into<E: From<rusqlite::Error>>(
+        &mut self,
+        conn: &Connection,
+        buf: &mut Vec<u8>,
+        flush_at: usize,
+        mut spill: impl FnMut(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let (encoder, records) = (&self.encoder, &mut self.records);
+        self.scan.next_page::<E>(conn, |r| {
+            encoder.record(buf, r, *records);
+            *records += 1;
+            if buf.len() >= flush_at {
+                spill(buf)?;
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Runs the export. `open` is called at most once, when the first record is
 /// found; with no matching rows it is never called and `None` is returned.
 /// `progress(records_so_far)` is called after every page.
@@ -44,40 +98,33 @@ pub fn run<W: Write>(
     open: impl FnOnce() -> io::Result<W>,
     mut progress: impl FnMut(u64),
 ) -> Result<(ExportStats, Option<W>), ExportError> {
-    let mut scan = Scan::new(filters, batch);
+    let mut pages = Pages::new(Scan::new(filters, batch), *encoder, 0);
     let mut buf = Vec::with_capacity(FLUSH_AT + 64 * 1024);
     encoder.header(&mut buf);
-    let mut records = 0u64;
-    let first = scan.next_page::<ExportError>(conn, |r| {
-        encoder.record(&mut buf, r, records);
-        records += 1;
-        Ok(())
-    })?;
+    // Nothing is opened until the first page has a row.
+    let first = pages.next_into(conn, &mut buf, usize::MAX, |_| Ok::<_, ExportError>(()))?;
     if first == 0 {
         return Ok((ExportStats::default(), None));
     }
     let mut out = open()?;
     let mut bytes = 0u64;
-    progress(records);
+    progress(pages.records());
+    let mut write = |buf: &mut Vec<u8>| -> Result<(), ExportError> {
+        out.write_all(buf)?;
+        bytes += buf.len() as u64;
+        buf.clear();
+        Ok(())
+    };
     loop {
-        let n = scan.next_page::<ExportError>(conn, |r| {
-            encoder.record(&mut buf, r, records);
-            records += 1;
-            if buf.len() >= FLUSH_AT {
-                out.write_all(&buf)?;
-                bytes += buf.len() as u64;
-                buf.clear();
-            }
-            Ok(())
-        })?;
+        let n = pages.next_into(conn, &mut buf, FLUSH_AT, &mut write)?;
         if n == 0 {
             break;
         }
-        progress(records);
+        progress(pages.records());
     }
+    let records = pages.records();
     encoder.footer(&mut buf, records);
-    out.write_all(&buf)?;
-    bytes += buf.len() as u64;
+    write(&mut buf)?;
     out.flush()?;
     Ok((ExportStats { records, bytes }, Some(out)))
 }

@@ -4,47 +4,22 @@
 //! This module decides nothing about what a role may do (that is `http`);
 //! it only stores and looks up.
 
-use std::fmt;
-use std::str::FromStr;
-
 use rusqlite::{params, Connection, OptionalExtension};
 
-/// What a user may do: admin and compliance export and view; viewer views.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    Admin,
-    Compliance,
-    Viewer,
+crate::util::text_enum! {
+    /// What a user may do: admin and compliance export and view; viewer views.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+    pub enum Role ("role") {
+        Admin = "admin",
+        Compliance = "compliance",
+        Viewer = "viewer",
+    }
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Admin, Role::Compliance, Role::Viewer];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Compliance => "compliance",
-            Role::Viewer => "viewer",
-        }
-    }
     /// May request exports (and see their own jobs).
     pub fn can_export(self) -> bool {
         matches!(self, Role::Admin | Role::Compliance)
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role {s:?}: expected admin, compliance or viewer"))
     }
 }
 
@@ -122,7 +97,7 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         organization_id: r.get("organization_id")?,
         email: r.get("email")?,
         name: r.get("name")?,
-        role: role.parse().map_err(|e: String| {
+        role: role.parse().map_err(|e: crate::util::UnknownName| {
             rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
         })?,
         email_verified: r.get("email_verified")?,

@@ -84,3 +84,74 @@ mod tests {
         assert_eq!(hex(&[0, 15, 255]), "000fff");
     }
 }
+
+/// A name that is not one of an enum's (see [`text_enum!`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {got:?}: expected {}", expected_list(.expected))]
+pub struct UnknownName {
+    pub what: &'static str,
+    pub got: String,
+    pub expected: &'static [&'static str],
+}
+
+fn expected_list(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// Declares a closed enum with one text name per variant — `ALL`,
+/// `as_str`, `Display`, and `FromStr` on the exact names (the error lists
+/// them) — so each enum has one table and a name cannot drift between the
+/// database, the API and the command line. Attributes pass through (e.g.
+/// `clap::ValueEnum`, whose names a test checks against these).
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident ($what:literal) {
+            $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        $vis enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
+            /// Every name, in declaration order.
+            pub const NAMES: [&'static str; [$($text),+].len()] = [$($text),+];
+
+            /// The variant's name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::util::UnknownName;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| $crate::util::UnknownName {
+                        what: $what,
+                        got: s.to_string(),
+                        expected: &$name::NAMES,
+                    })
+            }
+        }
+    };
+}
+pub(crate) use text_enum;

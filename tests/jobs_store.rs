@@ -652,7 +652,7 @@ fn a_stale_worker_cannot_touch_the_new_owners_spool() {
         step.run(&job_b, &b).unwrap(),
         SpoolOutcome::Complete { records: 1100, .. }
     ));
-    let spool = audit_export::jobs::steps::spool::spool_file(&fx.data(), &job_b);
+    let spool = audit_export::jobs::steps::spool_file(&fx.data(), &job_b);
     let before = std::fs::read(&spool).unwrap();
     let job_a = store::get(&conn, &id).unwrap();
     assert!(matches!(

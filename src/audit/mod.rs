@@ -5,6 +5,7 @@
 
 pub mod event;
 pub mod ingest;
+pub mod insert;
 pub mod query;
 pub mod seed;
 pub mod trail;

@@ -60,5 +60,5 @@ pub fn record(conn: &mut Connection, e: &OwnEvent<'_>, now: i64) -> rusqlite::Re
         changed_data: None,
         details: Some(e.details.to_string()),
     };
-    Ok(crate::audit::ingest::insert_events(conn, &[ev])?[0])
+    Ok(crate::audit::insert::insert_events(conn, &[ev])?[0])
 }

@@ -35,7 +35,7 @@ pub struct ExportArgs {
     #[arg(long)]
     to: Option<String>,
     /// Output format.
-    #[arg(long, value_parser = parse_format)]
+    #[arg(long, value_enum, ignore_case = true)]
     format: Format,
     /// Action, exact or prefix pattern like `user.*` (repeatable).
     #[arg(long = "action")]
@@ -84,11 +84,6 @@ pub struct ExportArgs {
     /// With --async: compression of the stored file (default from config).
     #[arg(long, value_enum)]
     compress: Option<crate::jobs::Compress>,
-}
-
-fn parse_format(s: &str) -> Result<Format, String> {
-    s.parse()
-        .map_err(|e: crate::format::UnknownFormat| e.to_string())
 }
 
 pub(crate) fn filter_error(e: FilterError) -> CliError {

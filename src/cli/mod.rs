@@ -292,3 +292,28 @@ pub(crate) fn human_bytes(n: u64) -> String {
         format!("{v:.1} {}", UNITS[u])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum;
+
+    /// The command line's names are the engine's names.
+    #[test]
+    fn value_enums_use_the_engine_names() {
+        fn names<T: ValueEnum>() -> Vec<String> {
+            T::value_variants()
+                .iter()
+                .map(|v| v.to_possible_value().unwrap().get_name().to_string())
+                .collect()
+        }
+        assert_eq!(
+            names::<crate::format::Format>(),
+            crate::format::Format::NAMES
+        );
+        assert_eq!(names::<crate::users::Role>(), crate::users::Role::NAMES);
+        assert_eq!(
+            names::<crate::jobs::Compress>(),
+            crate::jobs::Compress::NAMES
+        );
+    }
+}

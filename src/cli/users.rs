@@ -31,7 +31,7 @@ enum UsersCommand {
         #[arg(long)]
         name: String,
         /// admin, compliance or viewer.
-        #[arg(long, value_parser = parse_role)]
+        #[arg(long, value_enum)]
         role: Role,
         /// The e-mail address is not verified (it cannot receive exports).
         #[arg(long)]
@@ -78,10 +78,6 @@ enum TokensCommand {
         #[arg(long, requires = "org")]
         email: Option<String>,
     },
-}
-
-fn parse_role(s: &str) -> Result<Role, String> {
-    s.parse()
 }
 
 fn now_ms() -> i64 {

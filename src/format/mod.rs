@@ -11,32 +11,22 @@
 mod csv;
 mod json;
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::audit::Record;
 
 pub use self::csv::{push_csv_cell, CsvOptions};
 
-/// An output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
-    Csv,
-    Json,
-    Jsonl,
+crate::util::text_enum! {
+    /// An output format.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+    pub enum Format ("format") {
+        Csv = "csv",
+        Json = "json",
+        #[value(alias = "ndjson")]
+        Jsonl = "jsonl",
+    }
 }
 
 impl Format {
-    pub const ALL: [Format; 3] = [Format::Csv, Format::Json, Format::Jsonl];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Csv => "csv",
-            Format::Json => "json",
-            Format::Jsonl => "jsonl",
-        }
-    }
-
     /// File extension (without the dot).
     pub fn extension(self) -> &'static str {
         self.as_str()
@@ -50,27 +40,20 @@ impl Format {
             Format::Jsonl => "application/x-ndjson",
         }
     }
-}
 
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An unknown format name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown format {0:?}: expected csv, json or jsonl")]
-pub struct UnknownFormat(pub String);
-
-impl FromStr for Format {
-    type Err = UnknownFormat;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+    /// A format as people type it: any case, surrounding space, and
+    /// `ndjson` for JSONL.
+    pub fn parse_lenient(s: &str) -> Result<Format, crate::util::UnknownName> {
         match s.trim().to_ascii_lowercase().as_str() {
-            "csv" => Ok(Format::Csv),
-            "json" => Ok(Format::Json),
-            "jsonl" | "ndjson" => Ok(Format::Jsonl),
-            _ => Err(UnknownFormat(s.to_string())),
+            "ndjson" => Ok(Format::Jsonl),
+            other => {
+                other
+                    .parse()
+                    .map_err(|e: crate::util::UnknownName| crate::util::UnknownName {
+                        got: s.to_string(),
+                        ..e
+                    })
+            }
         }
     }
 }

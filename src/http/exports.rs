@@ -77,12 +77,8 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let svc = &state.svc;
     let body = ctx.body(state.cfg().http.max_body_bytes)?;
     let r: ExportBody = json_body(&body)?;
-    let format: Format = r
-        .format
-        .parse()
-        .map_err(|e: crate::format::UnknownFormat| {
-            ApiError::bad_request("invalid_format", e.to_string())
-        })?;
+    let format = Format::parse_lenient(&r.format)
+        .map_err(|e| ApiError::bad_request("invalid_format", e.to_string()))?;
     let mode = r.mode.as_deref().unwrap_or("auto");
     if !matches!(mode, "auto" | "sync" | "async") {
         return Err(ApiError::bad_request(

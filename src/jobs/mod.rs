@@ -176,38 +176,17 @@ impl Default for JobsConfig {
     }
 }
 
-/// Compression policy for stored files.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Compress {
-    Auto,
-    Always,
-    Never,
-}
-
-impl Compress {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Compress::Auto => "auto",
-            Compress::Always => "always",
-            Compress::Never => "never",
-        }
-    }
-}
-
-impl std::str::FromStr for Compress {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Compress::Auto),
-            "always" => Ok(Compress::Always),
-            "never" => Ok(Compress::Never),
-            _ => Err(format!(
-                "unknown compress policy {s:?}: expected auto, always or never"
-            )),
-        }
+crate::util::text_enum! {
+    /// Compression policy for stored files.
+    #[derive(
+        Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum,
+    )]
+    #[serde(rename_all = "lowercase")]
+    pub enum Compress ("compress policy") {
+        /// Compress above `compress_threshold_bytes`.
+        Auto = "auto",
+        Always = "always",
+        Never = "never",
     }
 }
 

@@ -110,15 +110,19 @@ struct Driver {
 }
 
 impl Driver {
-    /// Runs `f` with the job's connection on the blocking pool.
+    /// Runs `f` with the job's connection on the blocking pool, inside the
+    /// job's span (so its log lines carry job id, attempt and step).
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> T + Send + 'static,
     ) -> T {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || f(&mut conn.lock().expect("connection lock")))
-            .await
-            .expect("blocking task panicked")
+        let (conn, span) = (self.conn.clone(), tracing::Span::current());
+        tokio::task::spawn_blocking(move || {
+            let _in_job = span.enter();
+            f(&mut conn.lock().expect("connection lock"))
+        })
+        .await
+        .expect("blocking task panicked")
     }
 
     /// Applies `event` under this lease, then its effects.

@@ -13,66 +13,31 @@
 //! (uploading accepts the same failure, cancel, restart and TTL events)
 //! ```
 
-use std::fmt;
-use std::str::FromStr;
-
-/// The state of an export job (column `export_jobs.state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum JobState {
-    /// Writing the spool file. Moved out by the worker holding the lease
-    /// (uploading / completed / failed) or by the clean-up cron (expired).
-    Exporting,
-    /// Compressing and storing the spool. Moved out by the worker holding
-    /// the lease (completed / failed) or by the clean-up cron (expired).
-    Uploading,
-    /// Final: the file is stored (or there were no records). Deleted by the
-    /// clean-up cron after the download window.
-    Completed,
-    /// Final: attempts exhausted, a fatal error, or cancelled. Deleted by
-    /// the clean-up cron after retention.
-    Failed,
-    /// Final: in progress longer than the job TTL. Deleted after retention.
-    Expired,
+crate::util::text_enum! {
+    /// The state of an export job (column `export_jobs.state`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum JobState ("job state") {
+        /// Writing the spool file. Moved out by the worker holding the lease
+        /// (uploading / completed / failed) or by the clean-up cron (expired).
+        Exporting = "exporting",
+        /// Compressing and storing the spool. Moved out by the worker holding
+        /// the lease (completed / failed) or by the clean-up cron (expired).
+        Uploading = "uploading",
+        /// Final: the file is stored (or there were no records). Deleted by the
+        /// clean-up cron after the download window.
+        Completed = "completed",
+        /// Final: attempts exhausted, a fatal error, or cancelled. Deleted by
+        /// the clean-up cron after retention.
+        Failed = "failed",
+        /// Final: in progress longer than the job TTL. Deleted after retention.
+        Expired = "expired",
+    }
 }
 
 impl JobState {
-    pub const ALL: [JobState; 5] = [
-        JobState::Exporting,
-        JobState::Uploading,
-        JobState::Completed,
-        JobState::Failed,
-        JobState::Expired,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Exporting => "exporting",
-            JobState::Uploading => "uploading",
-            JobState::Completed => "completed",
-            JobState::Failed => "failed",
-            JobState::Expired => "expired",
-        }
-    }
-
     /// Whether the job still has work to do.
     pub fn in_progress(self) -> bool {
         matches!(self, JobState::Exporting | JobState::Uploading)
-    }
-}
-
-impl fmt::Display for JobState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for JobState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobState::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown job state {s:?}"))
     }
 }
 

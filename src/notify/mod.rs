@@ -85,33 +85,20 @@ pub enum SmtpSecurity {
     None,
 }
 
-/// What a notification is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Completed,
-    Failed,
-    Expired,
-    NoResults,
+crate::util::text_enum! {
+    /// What a notification is about.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Kind ("notification kind") {
+        Completed = "export_completed",
+        Failed = "export_failed",
+        Expired = "export_expired",
+        NoResults = "export_no_results",
+    }
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Completed => "export_completed",
-            Kind::Failed => "export_failed",
-            Kind::Expired => "export_expired",
-            Kind::NoResults => "export_no_results",
-        }
-    }
     pub fn parse(s: &str) -> Option<Kind> {
-        [
-            Kind::Completed,
-            Kind::Failed,
-            Kind::Expired,
-            Kind::NoResults,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        s.parse().ok()
     }
 }
 

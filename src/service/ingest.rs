@@ -54,6 +54,6 @@ impl Service {
                 }
             }
         }
-        Ok(crate::audit::ingest::insert_events(conn, events)?)
+        Ok(crate::audit::insert::insert_events(conn, events)?)
     }
 }

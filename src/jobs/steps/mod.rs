@@ -6,7 +6,10 @@
 pub mod spool;
 pub mod upload;
 
-use crate::jobs::JobError;
+use std::path::{Path, PathBuf};
+
+use crate::filters::Filters;
+use crate::jobs::{spool_dir, Job, JobError};
 
 /// Why a step stopped without finishing.
 #[derive(Debug, thiserror::Error)]
@@ -57,4 +60,17 @@ impl From<crate::storage::StorageError> for StepError {
             }
         }
     }
+}
+
+/// Path of a job's finished spool file (what the upload step reads).
+pub fn spool_file(data_dir: &Path, job: &Job) -> PathBuf {
+    spool_dir(data_dir, &job.id).join(format!("export.{}", job.format.extension()))
+}
+
+/// The job's filters; stored filters that no longer parse can never run.
+pub fn job_filters(job: &Job) -> Result<Filters, StepError> {
+    job.filters().map_err(|e| StepError::Fatal {
+        code: "invalid_filters",
+        message: e.to_string(),
+    })
 }

@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 
-use super::StepError;
+use super::{job_filters, spool_file, StepError};
 use crate::audit::query::Scan;
-use crate::filters::Filters;
 use crate::format::Encoder;
 use crate::jobs::store::{self, Checkpoint, Lease};
 use crate::jobs::{spool_dir, Job, Runner};
+use crate::stream::Pages;
 
 /// How the step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,11 +51,6 @@ pub struct SpoolStep<'a> {
     pub conn: &'a Connection,
     pub runner: &'a Runner,
     pub shutdown: &'a CancellationToken,
-}
-
-/// Path of a job's finished spool file (what the upload step reads).
-pub fn spool_file(data_dir: &std::path::Path, job: &Job) -> PathBuf {
-    spool_dir(data_dir, &job.id).join(format!("export.{}", job.format.extension()))
 }
 
 /// Prepares this lease's own spool file: with a checkpoint, a copy of the
@@ -97,14 +92,6 @@ fn own_spool(
     Ok((file, resumed))
 }
 
-/// The job's filters; stored filters that no longer parse can never run.
-pub fn job_filters(job: &Job) -> Result<Filters, StepError> {
-    job.filters().map_err(|e| StepError::Fatal {
-        code: "invalid_filters",
-        message: e.to_string(),
-    })
-}
-
 impl SpoolStep<'_> {
     pub fn run(&self, job: &Job, lease: &Lease) -> Result<SpoolOutcome, StepError> {
         let filters = job_filters(job)?;
@@ -127,18 +114,17 @@ impl SpoolStep<'_> {
             checkpoint = None;
         }
         let mut buf = Vec::with_capacity(1 << 20);
-        let mut records = job.exported_count;
-        let mut len = match checkpoint {
-            Some(_) => job.spool_bytes,
+        let (mut len, done) = match checkpoint {
+            Some(_) => (job.spool_bytes, job.exported_count),
             None => {
-                records = 0;
                 encoder.header(&mut buf);
-                0
+                (0, 0)
             }
         };
         file.set_len(len)?;
         file.seek(SeekFrom::Start(len))?;
-        let mut scan = Scan::new(&filters, runner.batch).resume_after(checkpoint);
+        let scan = Scan::new(&filters, runner.batch).resume_after(checkpoint);
+        let mut pages = Pages::new(scan, encoder, done);
 
         // Checkpoint pacing is about disk bandwidth, so it is measured in
         // real time, not on the engine's clock.
@@ -146,11 +132,8 @@ impl SpoolStep<'_> {
         let mut last_cp = Instant::now();
         let mut durable_len = len;
         loop {
-            let n = scan.next_page::<StepError>(self.conn, |r| {
-                encoder.record(&mut buf, r, records);
-                records += 1;
-                Ok(())
-            })?;
+            // A page is written whole, after the fenced check below.
+            let n = pages.next_into(self.conn, &mut buf, usize::MAX, |_| Ok::<_, StepError>(()))?;
             if n == 0 {
                 break;
             }
@@ -166,13 +149,13 @@ impl SpoolStep<'_> {
             len += buf.len() as u64;
             buf.clear();
             if len - durable_len >= cfg.checkpoint_bytes || last_cp.elapsed() >= interval {
-                self.sync_and_checkpoint(&file, lease, &scan, records, len)?;
+                self.sync_and_checkpoint(&file, lease, &pages, len)?;
                 durable_len = len;
                 last_cp = Instant::now();
             }
             if self.shutdown.is_cancelled() {
                 if durable_len < len {
-                    self.sync_and_checkpoint(&file, lease, &scan, records, len)?;
+                    self.sync_and_checkpoint(&file, lease, &pages, len)?;
                 }
                 return Ok(SpoolOutcome::Interrupted);
             }
@@ -185,6 +168,7 @@ impl SpoolStep<'_> {
         if flags.restart {
             return Ok(SpoolOutcome::RestartRequested);
         }
+        let records = pages.records();
         if records == 0 {
             drop(file);
             crate::jobs::remove_spool(&runner.data_dir, &job.id)?;
@@ -206,14 +190,13 @@ impl SpoolStep<'_> {
         &self,
         file: &File,
         lease: &Lease,
-        scan: &Scan,
-        records: u64,
+        pages: &Pages,
         len: u64,
     ) -> Result<(), StepError> {
         file.sync_data()?;
         let cp = Checkpoint {
-            cursor: scan.cursor(),
-            exported_count: records,
+            cursor: pages.cursor(),
+            exported_count: pages.records(),
             spool_bytes: len,
         };
         let r = self.runner;

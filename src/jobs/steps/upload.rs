@@ -8,8 +8,7 @@
 //! returns; the spool stays for the retry (the scheduler removes it when the
 //! job reaches a final state), so nothing can block or leak.
 
-use super::spool::{job_filters, spool_file};
-use super::StepError;
+use super::{job_filters, spool_file, StepError};
 use crate::jobs::store::StoredFile;
 use crate::jobs::{Compress, Job, Runner};
 use crate::storage::{export_file_name, safe_component, zip_file};
