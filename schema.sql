@@ -94,6 +94,9 @@ CREATE TABLE IF NOT EXISTS export_jobs (
     updated_at        INTEGER NOT NULL,
     started_at        INTEGER,
     completed_at      INTEGER,
+    -- A scheduled export's extra copy, kept outside the download window
+    -- (the schedule's `archive` template, filled in at the fire).
+    archive_key       TEXT,
     -- Final states, and only they, carry a completion time.
     CHECK ((state IN ('completed', 'failed', 'expired')) = (completed_at IS NOT NULL)),
     -- A checkpoint names a row, or nothing at all.
@@ -197,4 +200,32 @@ CREATE TABLE IF NOT EXISTS email_outbox (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS email_outbox_due ON email_outbox (next_attempt_at) WHERE sent_at IS NULL;
 
-PRAGMA user_version = 5;
+-- Scheduled exports (workflows/*.toml): how far each schedule has been
+-- considered, so a restart knows which fires it missed.
+CREATE TABLE IF NOT EXISTS schedule_state (
+    name       TEXT    PRIMARY KEY,
+    last_fire  INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+
+-- Every fire of a schedule: enqueued (with its job, in the same
+-- transaction), skipped (missed while down, or an identical export still in
+-- progress) or failed (could not enqueue). A manual run has no fire_time.
+CREATE TABLE IF NOT EXISTS schedule_runs (
+    id           INTEGER PRIMARY KEY,
+    schedule     TEXT    NOT NULL,
+    fire_time    INTEGER,
+    status       TEXT    NOT NULL CHECK (status IN ('enqueued', 'skipped', 'failed')),
+    reason       TEXT,
+    job_id       TEXT,
+    period_start INTEGER,
+    period_end   INTEGER,
+    at           INTEGER NOT NULL
+) STRICT;
+-- Exactly once per (schedule, fire time), across restarts and processes.
+CREATE UNIQUE INDEX IF NOT EXISTS schedule_runs_fire
+    ON schedule_runs (schedule, fire_time)
+    WHERE fire_time IS NOT NULL;
+CREATE INDEX IF NOT EXISTS schedule_runs_recent ON schedule_runs (schedule, id);
+
+PRAGMA user_version = 6;

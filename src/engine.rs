@@ -40,6 +40,7 @@ use crate::jobs::store::Request;
 use crate::jobs::{Job, Runner};
 use crate::links::{Links, Signer};
 use crate::notify::deliver::{Delivery, DeliveryCounts};
+use crate::schedules::Schedules;
 use crate::service::{ExportRequest, Service, ServiceError};
 use crate::storage::Storage;
 use crate::time::Clock;
@@ -137,6 +138,7 @@ impl EngineBuilder {
             runner.finished.clone(),
         )
         .map_err(|e| EngineError::Config(e.to_string()))?;
+        let schedules_dir = cfg.schedules.dir();
         let svc = Arc::new(Service {
             data_dir,
             cfg,
@@ -144,8 +146,10 @@ impl EngineBuilder {
             runner,
             links,
         });
+        let schedules = Arc::new(Schedules::new(schedules_dir, svc.clone()));
         Ok(Engine {
             svc,
+            schedules,
             delivery: Arc::new(delivery),
             conn: Mutex::new(conn),
             migrated,
@@ -186,6 +190,7 @@ impl Running {
 /// An open data directory and the engine's services.
 pub struct Engine {
     svc: Arc<Service>,
+    schedules: Arc<Schedules>,
     delivery: Arc<Delivery>,
     /// The host's calls share one connection (they are short).
     conn: Mutex<rusqlite::Connection>,
@@ -218,7 +223,9 @@ impl Engine {
         shutdown: CancellationToken,
     ) -> Result<Running, EngineError> {
         let runner = self.svc.runner.clone();
+        self.schedules.reload();
         let mut tasks = vec![
+            tokio::spawn(self.schedules.clone().run(shutdown.clone())),
             tokio::spawn(crate::jobs::scheduler::run(
                 runner.clone(),
                 shutdown.clone(),
@@ -234,6 +241,7 @@ impl Engine {
             let server = crate::http::Server::start(
                 listen,
                 self.svc.clone(),
+                self.schedules.clone(),
                 tokio::runtime::Handle::current(),
                 shutdown,
             )
@@ -261,6 +269,11 @@ impl Engine {
     /// The operations layer (what HTTP, MCP and the CLI call).
     pub fn service(&self) -> &Arc<Service> {
         &self.svc
+    }
+
+    /// The scheduled exports (`workflows/*.toml`): load, list, run now.
+    pub fn schedules(&self) -> &Arc<Schedules> {
+        &self.schedules
     }
 
     /// The engine's clock.

@@ -44,6 +44,7 @@ pub mod http;
 pub mod jobs;
 pub mod links;
 pub mod notify;
+pub mod schedules;
 pub mod service;
 pub mod storage;
 pub mod stream;

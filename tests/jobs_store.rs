@@ -86,6 +86,7 @@ fn new_job(requester: &str, f: Filters) -> NewJob {
         fire_time: None,
         recipients: vec![],
         restart: false,
+        archive_key: None,
     }
 }
 

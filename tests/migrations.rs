@@ -23,6 +23,7 @@ const VERSIONS: &[(&str, &str, i64)] = &[
         4,
     ),
     ("v4", include_str!("fixtures/schema/v4.sql"), 4),
+    ("v5", include_str!("fixtures/schema/v5.sql"), 5),
 ];
 
 /// Rows of every table a version may have; each insert runs only where its

@@ -42,6 +42,13 @@ pub fn load(conn: &Connection, id: i64) -> rusqlite::Result<Option<NewEvent>> {
 /// check content first).
 pub fn insert_events(conn: &mut Connection, events: &[NewEvent]) -> rusqlite::Result<Vec<i64>> {
     let tx = crate::db::immediate(conn)?;
+    let ids = insert_in(&tx, events)?;
+    tx.commit()?;
+    Ok(ids)
+}
+
+/// [`insert_events`] inside the caller's transaction.
+pub fn insert_in(tx: &Connection, events: &[NewEvent]) -> rusqlite::Result<Vec<i64>> {
     let mut ids = Vec::with_capacity(events.len());
     {
         let mut st = tx.prepare_cached(
@@ -73,6 +80,5 @@ pub fn insert_events(conn: &mut Connection, events: &[NewEvent]) -> rusqlite::Re
             ids.push(e.id.unwrap_or_else(|| tx.last_insert_rowid()));
         }
     }
-    tx.commit()?;
     Ok(ids)
 }

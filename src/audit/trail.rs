@@ -41,7 +41,17 @@ pub struct OwnEvent<'a> {
 
 /// Records one engine event at `now`; returns its id.
 pub fn record(conn: &mut Connection, e: &OwnEvent<'_>, now: i64) -> rusqlite::Result<i64> {
-    let ev = NewEvent {
+    Ok(crate::audit::insert::insert_events(conn, &[event(e, now)])?[0])
+}
+
+/// [`record`] inside the caller's transaction (so the event commits with
+/// what it records, e.g. a scheduled fire's job).
+pub fn record_in(tx: &Connection, e: &OwnEvent<'_>, now: i64) -> rusqlite::Result<i64> {
+    Ok(crate::audit::insert::insert_in(tx, &[event(e, now)])?[0])
+}
+
+fn event(e: &OwnEvent<'_>, now: i64) -> NewEvent {
+    NewEvent {
         id: None,
         occurred_at: now,
         organization_id: e.org.to_string(),
@@ -59,6 +69,5 @@ pub fn record(conn: &mut Connection, e: &OwnEvent<'_>, now: i64) -> rusqlite::Re
         request_id: e.client.request_id.clone(),
         changed_data: None,
         details: Some(e.details.to_string()),
-    };
-    Ok(crate::audit::insert::insert_events(conn, &[ev])?[0])
+    }
 }

@@ -10,6 +10,7 @@ mod export;
 mod ingest;
 mod jobs;
 mod progress;
+mod schedules;
 mod seed;
 mod serve;
 mod users;
@@ -136,6 +137,15 @@ pub struct Cli {
     /// Config file (default: ./audit-export.toml when present).
     #[arg(long, global = true, env = "AUDIT_EXPORT_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Folder of scheduled exports (default: [schedules] dir, else
+    /// ./workflows).
+    #[arg(
+        long,
+        global = true,
+        env = "AUDIT_EXPORT_SCHEDULES_DIR",
+        value_name = "DIR"
+    )]
+    pub workflows: Option<PathBuf>,
     /// Log lines as text for people, or JSON for log shippers (logs go to
     /// stderr; the filter is RUST_LOG or AUDIT_EXPORT_LOG, default warn).
     #[arg(
@@ -181,6 +191,8 @@ pub enum Command {
     Restore(admin::RestoreArgs),
     /// Show the effective configuration and where each value came from.
     Config(admin::ConfigArgs),
+    /// List scheduled exports (workflows/*.toml) or run one now.
+    Schedules(schedules::SchedulesArgs),
 }
 
 /// Parses the command line, runs it, and returns the process exit code.
@@ -193,6 +205,12 @@ pub fn main() -> ExitCode {
     }
     let result = Config::load(cli.config.as_deref())
         .map_err(CliError::from)
+        .map(|mut cfg| {
+            if let Some(dir) = &cli.workflows {
+                cfg.schedules.dir = Some(dir.display().to_string());
+            }
+            cfg
+        })
         .and_then(|cfg| match &cli.command {
             Command::Ingest(a) => ingest::run(&cli, &cfg, a),
             Command::Export(a) => export::run(&cli, &cfg, a),
@@ -204,6 +222,7 @@ pub fn main() -> ExitCode {
             Command::Tokens(a) => users::tokens(&cli, a),
             Command::Backup(a) => admin::backup(&cli, a),
             Command::Restore(a) => admin::restore(&cli, a),
+            Command::Schedules(a) => schedules::run(&cli, &cfg, a),
             Command::Config(_) => unreachable!("handled above"),
         });
     finish(result)

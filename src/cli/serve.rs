@@ -31,7 +31,7 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ServeArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::bad_input(format!("--listen: {e}")))?;
         let addr = running.http_addr().expect("the server was asked for");
         eprintln!("listening on http://{addr}");
-        super::worker::wait_for_signal().await;
+        super::worker::wait_for_signal(&engine).await;
         eprintln!("stopping: finishing requests in flight, checkpointing jobs");
         shutdown.cancel();
         running.wait().await;

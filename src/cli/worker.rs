@@ -30,11 +30,11 @@ pub fn run(cli: &Cli, cfg: &Config, a: &WorkerArgs) -> Result<(), CliError> {
         eprintln!("worker {owner} started on {}", cli.data_dir.display());
         let drained = if a.drain {
             tokio::select! {
-                _ = wait_for_signal() => false,
+                _ = wait_for_signal(&engine) => false,
                 _ = drained(&engine) => true,
             }
         } else {
-            wait_for_signal().await;
+            wait_for_signal(&engine).await;
             false
         };
         eprintln!("worker stopping: finishing the current page and releasing leases");
@@ -61,12 +61,24 @@ async fn drained(engine: &crate::Engine) {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn wait_for_signal() {
+/// Resolves on SIGINT or SIGTERM; on SIGHUP reloads the schedules.
+pub async fn wait_for_signal(engine: &crate::Engine) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = term.recv() => return,
+            _ = hup.recv() => {
+                let r = engine.schedules().reload();
+                eprintln!(
+                    "SIGHUP: {} schedule(s) loaded, {} invalid file(s), {} kept at their last good version",
+                    r.loaded.len(),
+                    r.invalid.len(),
+                    r.kept.len()
+                );
+            }
+        }
     }
 }

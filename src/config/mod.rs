@@ -30,10 +30,19 @@ pub struct Config {
     pub http: HttpConfig,
     pub notify: crate::notify::NotifyConfig,
     pub smtp: crate::notify::SmtpConfig,
+    pub schedules: crate::schedules::SchedulesConfig,
 }
 
 /// Sections that environment variables can address.
-const SECTIONS: [&str; 6] = ["export", "jobs", "storage", "http", "notify", "smtp"];
+const SECTIONS: [&str; 7] = [
+    "export",
+    "jobs",
+    "storage",
+    "http",
+    "notify",
+    "smtp",
+    "schedules",
+];
 
 /// `AUDIT_EXPORT_*` variables that are not settings of a section: read by
 /// the command line itself.

@@ -31,7 +31,7 @@ use super::{backup, user_version, DbError};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` sets: the last step's.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// One numbered migration step.
 #[derive(Clone, Copy)]
@@ -81,6 +81,11 @@ pub const STEPS: &[Step] = &[
             }
             tx.execute_batch(include_str!("migrations/0005_outbox_claim_token.sql"))
         },
+    },
+    Step {
+        version: 6,
+        what: "scheduled exports",
+        run: |tx| tx.execute_batch(include_str!("migrations/0006_schedules.sql")),
     },
 ];
 
@@ -259,7 +264,7 @@ mod tests {
         }
         let mut steps = STEPS.to_vec();
         steps.push(Step {
-            version: 6,
+            version: SCHEMA_VERSION + 1,
             what: "a step that breaks",
             run: |tx| {
                 tx.execute_batch(
@@ -272,13 +277,14 @@ mod tests {
         let msg = err.to_string();
         let DbError::Migration {
             from: 4,
-            step: 6,
+            step,
             backup: Some(backup),
             ..
         } = &err
         else {
             panic!("expected a migration error, got {err:?}");
         };
+        assert_eq!(*step, SCHEMA_VERSION + 1);
         assert!(msg.contains("unchanged at v4"), "{msg}");
         assert!(msg.contains(&backup.display().to_string()), "{msg}");
         assert_eq!(user_version(&conn).unwrap(), 4);
@@ -300,7 +306,11 @@ mod tests {
         // And the real steps still upgrade it afterwards.
         assert!(matches!(
             migrate(&mut conn, dir.path(), 1).unwrap(),
-            Migrated::Upgraded { from: 4, to: 5, .. }
+            Migrated::Upgraded {
+                from: 4,
+                to: SCHEMA_VERSION,
+                ..
+            }
         ));
     }
 }

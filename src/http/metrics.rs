@@ -71,6 +71,21 @@ pub fn render(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             "audit_export_http_requests_total{{status=\"{status}\"}} {n}"
         );
     }
+    out.push_str("# HELP audit_export_schedule_runs_total Fires of each scheduled export by outcome (enqueued, skipped, failed to enqueue), and its jobs that failed or expired.\n# TYPE audit_export_schedule_runs_total counter\n");
+    for (name, [fired, skipped, failed], jobs_failed) in crate::schedules::store::counts(ctx.conn)?
+    {
+        let name = name.replace('\\', "\\\\").replace('"', "\\\"");
+        for (outcome, n) in [
+            ("fired", fired),
+            ("skipped", skipped),
+            ("failed", failed + jobs_failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "audit_export_schedule_runs_total{{schedule=\"{name}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+    }
     out.push_str("# HELP audit_export_downloads_total Signed-link downloads served.\n# TYPE audit_export_downloads_total counter\n");
     let _ = writeln!(
         out,

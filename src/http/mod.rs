@@ -6,6 +6,7 @@
 //! - [`exports`]: estimate, sync/async exports, job status, cancel, restart.
 //! - [`download`]: signed 24 h links (`crate::links`).
 //! - [`notifications`]: the in-app notices of the caller.
+//! - [`schedules`]: the scheduled exports: list, reload, run now.
 //! - [`metrics`], [`openapi`], [`error`] (the one error mapping), [`util`].
 //!
 //! Handlers never build SQL: they call `service`, `audit`, `users`.
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod notifications;
 pub mod openapi;
 pub mod routes;
+pub mod schedules;
 pub mod util;
 
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use crate::service::Service;
 /// Everything request threads share.
 pub struct AppState {
     pub svc: Arc<Service>,
+    pub schedules: Arc<crate::schedules::Schedules>,
     pub rt: tokio::runtime::Handle,
     pub metrics: metrics::Metrics,
 }
@@ -60,6 +63,7 @@ impl Server {
     pub fn start(
         listen: &str,
         svc: Arc<Service>,
+        schedules: Arc<crate::schedules::Schedules>,
         rt: tokio::runtime::Handle,
         shutdown: CancellationToken,
     ) -> Result<Server, String> {
@@ -78,6 +82,7 @@ impl Server {
         let workers = svc.cfg.http.workers.max(1);
         let state = Arc::new(AppState {
             svc,
+            schedules,
             rt: rt.clone(),
             metrics: metrics::Metrics::default(),
         });

@@ -12,7 +12,8 @@ use super::util::json_response;
 use super::{audit_logs, download, exports, AppState};
 use crate::users::{self, User};
 
-/// (method, path template) of every route; `{id}` is a path parameter.
+/// (method, path template) of every route; `{id}` and `{name}` are path
+/// parameters.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/metrics"),
@@ -29,6 +30,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/notifications"),
     ("POST", "/api/v1/notifications/{id}/read"),
     ("POST", "/api/v1/notifications/read-all"),
+    ("GET", "/api/v1/schedules"),
+    ("POST", "/api/v1/schedules/reload"),
+    ("POST", "/api/v1/schedules/{name}/run"),
 ];
 
 /// What a handler returns: a response of any body type, boxed.
@@ -149,7 +153,7 @@ fn matches(template: &str, path: &str) -> Option<Option<String>> {
     }
     let mut id = None;
     for (ts, ps) in t.iter().zip(&p) {
-        if *ts == "{id}" {
+        if ts.starts_with('{') && ts.ends_with('}') {
             if ps.is_empty() {
                 return None;
             }
@@ -260,6 +264,9 @@ fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Result<Reply, Ap
         ("GET", "/api/v1/notifications") => super::notifications::list(ctx),
         ("POST", "/api/v1/notifications/{id}/read") => super::notifications::read(ctx),
         ("POST", "/api/v1/notifications/read-all") => super::notifications::read_all(ctx),
+        ("GET", "/api/v1/schedules") => super::schedules::list(ctx),
+        ("POST", "/api/v1/schedules/reload") => super::schedules::reload(ctx),
+        ("POST", "/api/v1/schedules/{name}/run") => super::schedules::run(ctx),
         _ => Err(ApiError::not_found()),
     }
 }

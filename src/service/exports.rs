@@ -158,6 +158,7 @@ impl Service {
             fire_time: None,
             recipients: p.recipients.clone(),
             restart: p.restart,
+            archive_key: None,
         };
         let out = store::create(
             conn,

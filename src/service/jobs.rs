@@ -53,14 +53,39 @@ impl Service {
         })
     }
 
-    fn may_change(who: &Requester) -> Result<(), ServiceError> {
-        match who {
-            Requester::User(u) if !u.role.can_export() => Err(ServiceError::Forbidden(format!(
-                "role {} may view audit logs but not export them",
-                u.role
-            ))),
-            _ => Ok(()),
+    /// A user's cancel or restart: allowed to export, the job visible to
+    /// them, then applied at once (effects included) or flagged for the
+    /// worker running it.
+    fn request(
+        &self,
+        conn: &mut Connection,
+        who: &Requester,
+        id: &str,
+        cancel: bool,
+    ) -> Result<Request, ServiceError> {
+        if let Requester::User(u) = who {
+            if !u.role.can_export() {
+                return Err(ServiceError::Forbidden(format!(
+                    "role {} may view audit logs but not export them",
+                    u.role
+                )));
+            }
         }
+        let job = self.visible_job(conn, who, id)?;
+        let now = self.now_ms();
+        let req = if cancel {
+            store::request_cancel(conn, &job.id, now)?
+        } else {
+            store::request_restart(conn, &job.id, now)?
+        };
+        match &req {
+            Request::Applied(out) => self.runner.apply_local_effects(out),
+            // A restart flagged for a running worker: the job may be
+            // claimable sooner than the next poll.
+            Request::Flagged(_) if !cancel => self.runner.wake.notify_one(),
+            Request::Flagged(_) => {}
+        }
+        Ok(req)
     }
 
     /// Cancels job `id`: at once if no worker runs it, else at the worker's
@@ -71,13 +96,7 @@ impl Service {
         who: &Requester,
         id: &str,
     ) -> Result<Request, ServiceError> {
-        Self::may_change(who)?;
-        let job = self.visible_job(conn, who, id)?;
-        let req = store::request_cancel(conn, &job.id, self.now_ms())?;
-        if let Request::Applied(out) = &req {
-            self.runner.apply_local_effects(out);
-        }
-        Ok(req)
+        self.request(conn, who, id, true)
     }
 
     /// Restarts job `id` from scratch: at once if no worker runs it, else
@@ -88,15 +107,7 @@ impl Service {
         who: &Requester,
         id: &str,
     ) -> Result<Request, ServiceError> {
-        Self::may_change(who)?;
-        let job = self.visible_job(conn, who, id)?;
-        let req = store::request_restart(conn, &job.id, self.now_ms())?;
-        match &req {
-            Request::Applied(out) => self.runner.apply_local_effects(out),
-            // The running worker restarts it; a wake-up costs nothing.
-            Request::Flagged(_) => self.runner.wake.notify_one(),
-        }
-        Ok(req)
+        self.request(conn, who, id, false)
     }
 
     /// The signed link to a completed job's file.
@@ -132,6 +143,13 @@ impl Service {
             "download_url": Value::Null,
             "expires_at": Value::Null,
         });
+        if let Some(name) = &j.schedule_id {
+            v["schedule"] = json!({
+                "name": name,
+                "fire_time": j.fire_time.map(format_rfc3339_ms),
+                "manual": j.fire_time.is_none(),
+            });
+        }
         if let (Some(f), Some(link)) = (&j.file, self.download_link(j)) {
             v["file"] = json!({"name": f.name, "size": f.size, "sha256": f.sha256, "compressed": f.compressed});
             v["download_url"] = json!(link.url);

@@ -190,6 +190,15 @@ impl Storage {
         })
     }
 
+    /// Copies an object to another key (a scheduled export's archive copy).
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        if let Some(msg) = self.fault.as_ref().and_then(|f| f(to)) {
+            return Err(StorageError::Injected(msg));
+        }
+        self.op.copy(from, to).await?;
+        Ok(())
+    }
+
     /// Reads a whole object (tests, small files).
     pub async fn read(&self, key: &str) -> Result<Vec<u8>, StorageError> {
         Ok(self.op.read(key).await?.to_vec())

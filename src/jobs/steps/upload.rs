@@ -68,6 +68,15 @@ pub async fn run(job: &Job, runner: &Runner) -> Result<StoredFile, StepError> {
     };
     let limit = if compressed { u64::MAX } else { bytes };
     let put = storage.put_file(&key, &source, limit).await?;
+    if let Some(archive) = &job.archive_key {
+        // The archive copy is the stored file itself (zipped when it is).
+        let archive = if compressed && !archive.ends_with(".zip") {
+            format!("{archive}.zip")
+        } else {
+            archive.clone()
+        };
+        storage.copy(&key, &archive).await?;
+    }
     Ok(StoredFile {
         key,
         name,

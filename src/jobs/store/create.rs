@@ -1,7 +1,7 @@
 //! Creating a job: duplicate detection, restart, and the per-requester
 //! limit, all in one `BEGIN IMMEDIATE` transaction.
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
 
 use super::{get, record_transition, Job};
 use crate::filters::Filters;
@@ -24,6 +24,8 @@ pub struct NewJob {
     pub recipients: Vec<String>,
     /// If an identical job is in progress, restart it instead of failing.
     pub restart: bool,
+    /// A scheduled export's archive copy key.
+    pub archive_key: Option<String>,
 }
 
 /// What `create` did.
@@ -52,6 +54,20 @@ pub fn create(
     now: i64,
 ) -> Result<CreateOutcome, JobError> {
     let tx = crate::db::immediate(conn)?;
+    let out = create_in(&tx, new, Some(max_in_progress), now)?;
+    tx.commit()?;
+    Ok(out)
+}
+
+/// [`create`] inside the caller's transaction (a scheduled fire creates
+/// its job with the fire's record). `max_in_progress: None` applies no
+/// per-requester limit (a schedule's fires are never refused for it).
+pub fn create_in(
+    tx: &Transaction<'_>,
+    new: &NewJob,
+    max_in_progress: Option<u32>,
+    now: i64,
+) -> Result<CreateOutcome, JobError> {
     let hash = new.filters.hash();
     // An identical job in progress wins over the limit: asking twice for the
     // same export is a duplicate, not "too many".
@@ -65,35 +81,33 @@ pub fn create(
         })
         .ok();
     if let Some(id) = existing {
-        let job = get(&tx, &id)?;
+        let job = get(tx, &id)?;
         if new.restart {
             tx.execute(
                 "UPDATE export_jobs SET restart_requested = 1, next_attempt_at = min(next_attempt_at, ?2), \
                  updated_at = ?2 WHERE id = ?1",
                 params![id, now],
             )?;
-            let job = get(&tx, &id)?;
-            tx.commit()?;
-            return Ok(CreateOutcome::Restarted(job));
+            return Ok(CreateOutcome::Restarted(get(tx, &id)?));
         }
         return Err(duplicate(&job));
     }
-    let running: u32 = tx.query_row(
-        "SELECT count(*) FROM export_jobs WHERE requester = ? AND state IN ('exporting', 'uploading')",
-        [&new.requester],
-        |r| r.get(0),
-    )?;
-    if running >= max_in_progress {
-        return Err(JobError::TooManyExports {
-            limit: max_in_progress,
-        });
+    if let Some(limit) = max_in_progress {
+        let running: u32 = tx.query_row(
+            "SELECT count(*) FROM export_jobs WHERE requester = ? AND state IN ('exporting', 'uploading')",
+            [&new.requester],
+            |r| r.get(0),
+        )?;
+        if running >= limit {
+            return Err(JobError::TooManyExports { limit });
+        }
     }
     let id = crate::util::new_id(now);
     let inserted = tx.execute(
         "INSERT INTO export_jobs (id, organization_id, requester, filters, filter_hash, format, \
          csv_bom, csv_formula_guard, compress, state, attempt, max_attempts, next_attempt_at, \
-         estimated_count, schedule_id, fire_time, recipients, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'exporting', 1, ?, ?, ?, ?, ?, ?, ?, ?)",
+         estimated_count, schedule_id, fire_time, recipients, archive_key, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'exporting', 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         params![
             id,
             new.filters.organization,
@@ -110,6 +124,7 @@ pub fn create(
             new.schedule_id,
             new.fire_time,
             serde_json::to_string(&new.recipients).expect("strings serialize"),
+            new.archive_key,
             now,
             now
         ],
@@ -128,16 +143,14 @@ pub fn create(
                 )
                 .optional()?;
             return match dup {
-                Some(id) => Err(duplicate(&get(&tx, &id)?)),
+                Some(id) => Err(duplicate(&get(tx, &id)?)),
                 None => Err(JobError::Db(rusqlite::Error::SqliteFailure(e, None))),
             };
         }
         Err(e) => return Err(e.into()),
     }
-    record_transition(&tx, &id, None, JobState::Exporting, "create", None, now)?;
-    let job = get(&tx, &id)?;
-    tx.commit()?;
-    Ok(CreateOutcome::Created(job))
+    record_transition(tx, &id, None, JobState::Exporting, "create", None, now)?;
+    Ok(CreateOutcome::Created(get(tx, &id)?))
 }
 
 fn duplicate(job: &Job) -> JobError {

@@ -98,15 +98,18 @@ pub fn checkpoint(
                 now,
                 lease_ms
             ],
-            |r| {
-                Ok(Flags {
-                    cancel: r.get(0)?,
-                    restart: r.get(1)?,
-                })
-            },
+            flags_from_row,
         )
         .optional()?;
     flags.ok_or_else(|| JobError::LeaseLost(lease.job_id.clone()))
+}
+
+/// Reads `RETURNING cancel_requested, restart_requested`.
+fn flags_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Flags> {
+    Ok(Flags {
+        cancel: r.get(0)?,
+        restart: r.get(1)?,
+    })
 }
 
 /// Reads the user's pending requests, confirming the lease is still held
@@ -123,12 +126,10 @@ pub fn poll_flags(
              WHERE id = ?1 AND lease_token = ?2 AND state IN ('exporting', 'uploading') \
              RETURNING cancel_requested, restart_requested",
         )?
-        .query_row(params![lease.job_id, lease.token, now, lease_ms], |r| {
-            Ok(Flags {
-                cancel: r.get(0)?,
-                restart: r.get(1)?,
-            })
-        })
+        .query_row(
+            params![lease.job_id, lease.token, now, lease_ms],
+            flags_from_row,
+        )
         .optional()?;
     flags.ok_or_else(|| JobError::LeaseLost(lease.job_id.clone()))
 }

@@ -19,7 +19,7 @@ mod transition;
 
 use rusqlite::{Connection, OptionalExtension, Row};
 
-pub use create::{create, CreateOutcome, NewJob};
+pub use create::{create, create_in, CreateOutcome, NewJob};
 pub use lease::{checkpoint, claim, poll_flags, release, Checkpoint, Flags, Lease};
 pub use transition::{
     apply, request_cancel, request_restart, ErrorInfo, Fence, Outcome, Patch, Request, SpoolTotals,
@@ -66,6 +66,8 @@ pub struct Job {
     pub schedule_id: Option<String>,
     pub fire_time: Option<i64>,
     pub recipients: Vec<String>,
+    /// A scheduled export's archive copy key.
+    pub archive_key: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub started_at: Option<i64>,
@@ -151,6 +153,7 @@ impl Job {
             schedule_id: r.get("schedule_id")?,
             fire_time: r.get("fire_time")?,
             recipients: serde_json::from_str(&recipients).map_err(corrupt)?,
+            archive_key: r.get("archive_key")?,
             created_at: r.get("created_at")?,
             updated_at: r.get("updated_at")?,
             started_at: r.get("started_at")?,

@@ -1,0 +1,481 @@
+//! One `workflows/*.toml` file: a recurring export's definition, checked
+//! field by field. A broken file is an [`Invalid`] naming its path, the
+//! field and the reason, with the API's error codes (a bad filter is its
+//! filter code; a recipient nobody vouches for is `unverified_recipient`).
+
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use super::calendar::{zone, CronLine, RelativeRange};
+use crate::filters::{FilterInput, Limits};
+use crate::format::{CsvOptions, Format};
+use crate::jobs::Compress;
+
+/// The file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDef {
+    name: String,
+    schedule: String,
+    #[serde(default = "utc")]
+    timezone: String,
+    organization: String,
+    range: String,
+    #[serde(default = "csv_format")]
+    format: String,
+    #[serde(default)]
+    csv: RawCsv,
+    compress: Option<String>,
+    #[serde(default)]
+    filters: RawFilters,
+    #[serde(default)]
+    recipients: Vec<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "latest")]
+    catch_up: String,
+    archive: Option<String>,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+fn csv_format() -> String {
+    "csv".into()
+}
+fn yes() -> bool {
+    true
+}
+fn latest() -> String {
+    "latest".into()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCsv {
+    bom: Option<bool>,
+    formula_guard: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFilters {
+    #[serde(default)]
+    actions: Vec<String>,
+    #[serde(default)]
+    actors: Vec<String>,
+    target_type: Option<String>,
+    target_id: Option<String>,
+    #[serde(default)]
+    streams: Vec<String>,
+    q: Option<String>,
+}
+
+/// What to do with fires missed while the engine was not running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Run the most recent missed fire once.
+    Latest,
+    /// Skip them all.
+    None,
+}
+
+/// A valid schedule.
+#[derive(Debug, Clone)]
+pub struct ScheduleDef {
+    pub name: String,
+    pub path: PathBuf,
+    pub cron: CronLine,
+    pub tz: Tz,
+    pub organization: String,
+    pub range: RelativeRange,
+    pub format: Format,
+    pub csv: CsvOptions,
+    pub compress: Option<Compress>,
+    /// Filters without organization and dates (the fire adds them).
+    pub filters: FilterInput,
+    pub recipients: Vec<String>,
+    pub enabled: bool,
+    pub catch_up: CatchUp,
+    pub archive: Option<String>,
+}
+
+/// A file that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub path: PathBuf,
+    /// The schedule's name, when the file got that far.
+    pub name: Option<String>,
+    /// Its organization, when the file got that far (who may see it).
+    pub organization: Option<String>,
+    pub field: String,
+    pub code: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}: {} [{}]",
+            self.path.display(),
+            self.field,
+            self.reason,
+            self.code
+        )
+    }
+}
+
+/// The placeholders an archive key template may use.
+pub const ARCHIVE_PLACEHOLDERS: &str =
+    "{organization}, {name}, {job_id}, {ext}, {period_start:FMT}, {period_end:FMT}, {fire_time:FMT}";
+
+/// Parses and checks one file's text (recipients are checked later,
+/// against the database).
+pub fn parse(path: &Path, text: &str, limits: &Limits) -> Result<ScheduleDef, Box<Invalid>> {
+    let bad = |name: Option<&str>, org: Option<&str>, field: &str, code: &str, reason: String| {
+        Box::new(Invalid {
+            path: path.to_path_buf(),
+            name: name.map(str::to_string),
+            organization: org.map(str::to_string),
+            field: field.to_string(),
+            code: code.to_string(),
+            reason,
+        })
+    };
+    let raw: RawDef = toml::from_str(text).map_err(|e| {
+        let msg = e.message().to_string();
+        let (field, code) = if msg.contains("unknown field") {
+            (field_in(&msg).unwrap_or_default(), "unknown_field")
+        } else if msg.contains("missing field") {
+            (field_in(&msg).unwrap_or_default(), "missing_field")
+        } else {
+            (String::new(), "invalid_toml")
+        };
+        bad(None, None, &field, code, msg)
+    })?;
+    let (name, org) = (
+        raw.name.trim().to_string(),
+        raw.organization.trim().to_string(),
+    );
+    let bad =
+        |field: &str, code: &str, reason: String| bad(Some(&name), Some(&org), field, code, reason);
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(bad(
+            "name",
+            "invalid_name",
+            format!("{name:?}: use letters, digits, '-', '_' and '.'"),
+        ));
+    }
+    let cron =
+        CronLine::parse(&raw.schedule).map_err(|e| bad("schedule", "invalid_schedule", e))?;
+    let tz = zone(&raw.timezone).ok_or_else(|| {
+        bad(
+            "timezone",
+            "invalid_timezone",
+            format!(
+                "{:?} is not an IANA time zone name (e.g. Europe/Paris)",
+                raw.timezone
+            ),
+        )
+    })?;
+    let range = RelativeRange::parse(raw.range.trim()).ok_or_else(|| {
+        bad(
+            "range",
+            "invalid_range",
+            format!(
+                "{:?}: expected one of {}",
+                raw.range,
+                RelativeRange::NAMES.join(", ")
+            ),
+        )
+    })?;
+    let format = Format::parse_lenient(&raw.format)
+        .map_err(|e| bad("format", "invalid_format", e.to_string()))?;
+    if format != Format::Csv && (raw.csv.bom.is_some() || raw.csv.formula_guard.is_some()) {
+        return Err(bad(
+            "csv",
+            "invalid_csv_options",
+            "csv options apply to format csv only".into(),
+        ));
+    }
+    let compress = match &raw.compress {
+        None => None,
+        Some(c) => Some(
+            c.parse::<Compress>()
+                .map_err(|e| bad("compress", "invalid_compress", e.to_string()))?,
+        ),
+    };
+    let catch_up = match raw.catch_up.as_str() {
+        "latest" => CatchUp::Latest,
+        "none" => CatchUp::None,
+        other => {
+            return Err(bad(
+                "catch_up",
+                "invalid_catch_up",
+                format!("{other:?}: expected latest or none"),
+            ))
+        }
+    };
+    let filters = FilterInput {
+        organization: None,
+        from: None,
+        to: None,
+        actors: raw.filters.actors,
+        actions: raw.filters.actions,
+        target_type: raw.filters.target_type,
+        target_id: raw.filters.target_id,
+        streams: raw.filters.streams,
+        q: raw.filters.q,
+    };
+    // The filters as they will run: any period of the range, this organization.
+    let sample = with_period(&filters, &org, 0, 3_600_000);
+    if let Err(e) = sample.validate(limits) {
+        let field = match e.code.field() {
+            "organization" => "organization".to_string(),
+            f => format!("filters.{f}"),
+        };
+        return Err(bad(&field, e.code.as_str(), e.message));
+    }
+    if let Some(t) = &raw.archive {
+        check_archive(t).map_err(|reason| bad("archive", "invalid_archive", reason))?;
+    }
+    Ok(ScheduleDef {
+        name,
+        path: path.to_path_buf(),
+        cron,
+        tz,
+        organization: org,
+        range,
+        format,
+        csv: CsvOptions {
+            bom: raw.csv.bom.unwrap_or(true),
+            formula_guard: raw.csv.formula_guard.unwrap_or(true),
+        },
+        compress,
+        filters,
+        recipients: raw.recipients,
+        enabled: raw.enabled,
+        catch_up,
+        archive: raw.archive,
+    })
+}
+
+/// `filters` for one organization and period `[start, end)`.
+pub fn with_period(filters: &FilterInput, org: &str, start: i64, end: i64) -> FilterInput {
+    FilterInput {
+        organization: Some(org.to_string()),
+        from: Some(crate::time::format_rfc3339_ms(start)),
+        // `to` is inclusive: the period's last millisecond.
+        to: Some(crate::time::format_rfc3339_ms(end - 1)),
+        ..filters.clone()
+    }
+}
+
+/// The backquoted field name in a serde message (``unknown field `x` ``).
+fn field_in(msg: &str) -> Option<String> {
+    let start = msg.find('`')? + 1;
+    let end = start + msg[start..].find('`')?;
+    Some(msg[start..end].to_string())
+}
+
+/// Checks an archive key template: known placeholders only, a relative key
+/// that cannot climb out of the storage root.
+fn check_archive(t: &str) -> Result<(), String> {
+    if t.trim().is_empty() || t.starts_with('/') || t.split('/').any(|p| p == ".." || p == ".") {
+        return Err(format!(
+            "{t:?}: a relative storage key without '.' or '..' parts"
+        ));
+    }
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| format!("{t:?}: unclosed '{{'"))?;
+        let inner = &rest[open + 1..open + close];
+        let (key, fmt) = inner.split_once(':').unwrap_or((inner, ""));
+        match key {
+            "organization" | "name" | "job_id" | "ext" if fmt.is_empty() => {}
+            "period_start" | "period_end" | "fire_time" => {
+                let probe = chrono::DateTime::from_timestamp(0, 0)
+                    .expect("epoch")
+                    .format(if fmt.is_empty() { "%Y-%m-%d" } else { fmt });
+                use std::fmt::Write;
+                let mut s = String::new();
+                write!(s, "{probe}").map_err(|_| format!("{t:?}: bad time format {fmt:?}"))?;
+            }
+            _ => {
+                return Err(format!(
+                    "{t:?}: unknown placeholder {{{inner}}}; use {ARCHIVE_PLACEHOLDERS}"
+                ))
+            }
+        }
+        rest = &rest[open + close + 1..];
+    }
+    Ok(())
+}
+
+/// Fills an archive key template.
+pub struct ArchiveValues<'a> {
+    pub organization: &'a str,
+    pub name: &'a str,
+    pub job_id: &'a str,
+    pub ext: &'a str,
+    pub tz: Tz,
+    pub period_start: i64,
+    pub period_end: i64,
+    pub fire_time: i64,
+}
+
+/// The archive key for `v` (placeholders replaced; every part made safe).
+pub fn archive_key(template: &str, v: &ArchiveValues<'_>) -> String {
+    use chrono::TimeZone;
+    let time = |ms: i64, fmt: &str| {
+        v.tz.timestamp_millis_opt(ms)
+            .single()
+            .map(|t| {
+                t.format(if fmt.is_empty() { "%Y-%m-%d" } else { fmt })
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map_or(rest.len(), |c| open + c);
+        let inner = &rest[open + 1..close.min(rest.len())];
+        let (key, fmt) = inner.split_once(':').unwrap_or((inner, ""));
+        let value = match key {
+            "organization" => v.organization.to_string(),
+            "name" => v.name.to_string(),
+            "job_id" => v.job_id.to_string(),
+            "ext" => v.ext.to_string(),
+            "period_start" => time(v.period_start, fmt),
+            "period_end" => time(v.period_end, fmt),
+            "fire_time" => time(v.fire_time, fmt),
+            _ => String::new(),
+        };
+        // A value never adds folders or climbs out of one.
+        out.push_str(&crate::storage::safe_component(&value));
+        rest = &rest[(close + 1).min(rest.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<ScheduleDef, Box<Invalid>> {
+        parse(Path::new("workflows/t.toml"), text, &Limits::default())
+    }
+
+    const GOOD: &str = r#"
+name = "daily"
+schedule = "0 6 * * *"
+timezone = "Europe/Paris"
+organization = "acme"
+range = "previous_day"
+recipients = ["ada@acme.example"]
+archive = "archive/{organization}/{name}/{period_start:%Y-%m-%d}.{ext}"
+[filters]
+actions = ["user.*"]
+"#;
+
+    #[test]
+    fn a_good_file_parses_with_defaults() {
+        let d = parse_str(GOOD).unwrap();
+        assert_eq!(d.name, "daily");
+        assert_eq!(d.tz.name(), "Europe/Paris");
+        assert_eq!(d.format, Format::Csv);
+        assert!(d.enabled && d.csv.bom && d.catch_up == CatchUp::Latest);
+        let d = parse_str("name='n'\nschedule='@daily'\norganization='o'\nrange='last_7_days'\n")
+            .unwrap();
+        assert_eq!(d.tz.name(), "UTC");
+    }
+
+    #[test]
+    fn each_mistake_names_its_field_and_code() {
+        let cases = [
+            (
+                GOOD.replace("0 6 * * *", "0 6 * *"),
+                "schedule",
+                "invalid_schedule",
+            ),
+            (
+                GOOD.replace("Europe/Paris", "Europe/Pariss"),
+                "timezone",
+                "invalid_timezone",
+            ),
+            (
+                GOOD.replace("previous_day", "yesterday"),
+                "range",
+                "invalid_range",
+            ),
+            (
+                GOOD.replace("user.*", "user*x"),
+                "filters.actions",
+                "invalid_action",
+            ),
+            (
+                GOOD.replace("[filters]", "colour = 'red'\n[filters]"),
+                "colour",
+                "unknown_field",
+            ),
+            (
+                GOOD.replace("range = \"previous_day\"\n", ""),
+                "range",
+                "missing_field",
+            ),
+            (
+                GOOD.replace("{name}", "{nom}"),
+                "archive",
+                "invalid_archive",
+            ),
+            (
+                GOOD.replace("archive/", "../"),
+                "archive",
+                "invalid_archive",
+            ),
+            (
+                GOOD.replace("organization = \"acme\"", "organization = \"\""),
+                "organization",
+                "organization_required",
+            ),
+        ];
+        for (text, field, code) in cases {
+            let e = parse_str(&text).unwrap_err();
+            assert_eq!((e.field.as_str(), e.code.as_str()), (field, code), "{e}");
+            assert!(e.to_string().starts_with("workflows/t.toml: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn archive_keys_fill_in_safely() {
+        let v = ArchiveValues {
+            organization: "acme/../x",
+            name: "daily",
+            job_id: "J1",
+            ext: "csv",
+            tz: zone("Europe/Paris").unwrap(),
+            period_start: crate::time::parse_rfc3339_ms("2026-03-27T23:00:00Z").unwrap(),
+            period_end: 0,
+            fire_time: 0,
+        };
+        assert_eq!(
+            archive_key(
+                "archive/{organization}/{name}/{period_start:%Y-%m-%d}.{ext}",
+                &v
+            ),
+            "archive/acme-..-x/daily/2026-03-28.csv"
+        );
+    }
+}
