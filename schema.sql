@@ -97,6 +97,9 @@ CREATE TABLE IF NOT EXISTS export_jobs (
     -- A scheduled export's extra copy, kept outside the download window
     -- (the schedule's `archive` template, filled in at the fire).
     archive_key       TEXT,
+    -- How the file is written beyond format and the csv_* columns (JSON:
+    -- CSV profile and fields, time zone, redaction); NULL: the defaults.
+    options           TEXT CHECK (options IS NULL OR json_valid(options)),
     -- Final states, and only they, carry a completion time.
     CHECK ((state IN ('completed', 'failed', 'expired')) = (completed_at IS NOT NULL)),
     -- A checkpoint names a row, or nothing at all.
@@ -228,4 +231,4 @@ CREATE UNIQUE INDEX IF NOT EXISTS schedule_runs_fire
     WHERE fire_time IS NOT NULL;
 CREATE INDEX IF NOT EXISTS schedule_runs_recent ON schedule_runs (schedule, id);
 
-PRAGMA user_version = 6;
+PRAGMA user_version = 7;

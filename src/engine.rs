@@ -122,13 +122,16 @@ impl EngineBuilder {
             .clone()
             .unwrap_or_else(|| format!("http://{}", cfg.http.listen));
         let links = Arc::new(Links::new(signer, public_url, cfg.link_secs()));
-        let runner = Arc::new(Runner::new(
-            data_dir.clone(),
-            cfg.jobs.clone(),
-            cfg.export.batch_size,
-            storage,
-            self.clock.clone(),
-        ));
+        let runner = Arc::new(
+            Runner::new(
+                data_dir.clone(),
+                cfg.jobs.clone(),
+                cfg.export.batch_size,
+                storage,
+                self.clock.clone(),
+            )
+            .with_redactor(cfg.redactor()),
+        );
         let delivery = Delivery::new(
             &data_dir,
             cfg.notify.clone(),

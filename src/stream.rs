@@ -33,6 +33,35 @@ pub enum ExportError {
     Io(#[from] io::Error),
 }
 
+/// The encoder of an export of `filters` as `format` with `opts`: for the
+/// readable profile, with the users of the exported organization (loaded
+/// once here, so enrichment never queries per row nor crosses
+/// organizations).
+pub fn encoder(
+    conn: &Connection,
+    filters: &Filters,
+    format: crate::format::Format,
+    opts: crate::format::ExportOptions,
+    redactor: std::sync::Arc<crate::format::Redactor>,
+) -> rusqlite::Result<Encoder> {
+    let directory = if format == crate::format::Format::Csv
+        && opts.csv.profile == crate::format::CsvProfile::Readable
+    {
+        crate::format::readable::Directory::new(crate::users::directory(
+            conn,
+            &filters.organization,
+        )?)
+    } else {
+        Default::default()
+    };
+    Ok(Encoder::with(
+        format,
+        opts,
+        redactor,
+        std::sync::Arc::new(directory),
+    ))
+}
+
 /// Keyset pages of a scan, encoded: the one loop from rows to bytes, for
 /// sync exports and the job's spool step alike. It counts the records
 /// (JSON's separators and a job's checkpoint depend on the count).
@@ -75,7 +104,7 @@ impl Pages {
         flush_at: usize,
         mut spill: impl FnMut(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<usize, E> {
-        let (encoder, records) = (&self.encoder, &mut self.records);
+        let (encoder, records) = (&mut self.encoder, &mut self.records);
         self.scan.next_page::<E>(conn, |r| {
             encoder.record(buf, r, *records);
             *records += 1;
@@ -93,14 +122,14 @@ impl Pages {
 pub fn run<W: Write>(
     conn: &Connection,
     filters: &Filters,
-    encoder: &Encoder,
+    encoder: Encoder,
     batch: usize,
     open: impl FnOnce() -> io::Result<W>,
     mut progress: impl FnMut(u64),
 ) -> Result<(ExportStats, Option<W>), ExportError> {
-    let mut pages = Pages::new(Scan::new(filters, batch), *encoder, 0);
     let mut buf = Vec::with_capacity(FLUSH_AT + 64 * 1024);
     encoder.header(&mut buf);
+    let mut pages = Pages::new(Scan::new(filters, batch), encoder, 0);
     // Nothing is opened until the first page has a row.
     let first = pages.next_into(conn, &mut buf, usize::MAX, |_| Ok::<_, ExportError>(()))?;
     if first == 0 {
@@ -123,7 +152,7 @@ pub fn run<W: Write>(
         progress(pages.records());
     }
     let records = pages.records();
-    encoder.footer(&mut buf, records);
+    pages.encoder().footer(&mut buf, records);
     write(&mut buf)?;
     out.flush()?;
     Ok((ExportStats { records, bytes }, Some(out)))

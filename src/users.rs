@@ -195,6 +195,15 @@ pub fn authenticate(conn: &Connection, token: &str) -> Result<Option<User>, User
         .optional()?)
 }
 
+/// (id, name, e-mail) of one organization's users (actor names in
+/// readable exports).
+pub fn directory(conn: &Connection, org: &str) -> rusqlite::Result<Vec<(i64, String, String)>> {
+    let mut st =
+        conn.prepare_cached("SELECT id, name, email FROM users WHERE organization_id = ?")?;
+    let rows = st.query_map([org], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
 /// Users, optionally of one organization.
 pub fn list_users(conn: &Connection, org: Option<&str>) -> Result<Vec<User>, UserError> {
     let mut st = conn.prepare("SELECT * FROM users WHERE ?1 IS NULL OR organization_id = ?1 ORDER BY organization_id, email")?;

@@ -243,10 +243,12 @@ fn normalize_json_cols(mut rows: Vec<Row>) -> Vec<Row> {
     rows
 }
 
+/// Exports a case unredacted: these tests compare with the stored rows
+/// (redaction has its own tests in tests/presentation.rs).
 fn export(env: &Env, case: &Case, format: &str, extra: &[&str]) -> Option<Vec<u8>> {
     let out = env.path(&format!("out.{format}"));
     let _ = std::fs::remove_file(&out);
-    let mut args: Vec<&str> = vec!["export"];
+    let mut args: Vec<&str> = vec!["export", "--no-redact"];
     args.extend(case.args.iter().map(String::as_str));
     args.extend(["--format", format, "--output", out.to_str().unwrap()]);
     args.extend(extra);

@@ -94,6 +94,7 @@ fn raw_csv_export_reingests_to_the_same_events() {
                 "--format",
                 "csv",
                 "--no-formula-guard",
+                "--no-redact",
                 "--output",
                 csv.to_str().unwrap(),
             ],
@@ -113,6 +114,7 @@ fn raw_csv_export_reingests_to_the_same_events() {
             "2026-01-31",
             "--format",
             "jsonl",
+            "--no-redact",
             "--output",
             "-",
         ]);
@@ -147,6 +149,7 @@ fn json_array_export_reingests_byte_for_byte() {
             "2026-01-31",
             "--format",
             format,
+            "--no-redact",
             "--output",
             out,
         ];

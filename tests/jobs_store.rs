@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use audit_export::filters::{FilterInput, Filters, Limits};
-use audit_export::format::{CsvOptions, Format};
+use audit_export::format::Format;
 use audit_export::jobs::cleanup::cleanup_once;
 use audit_export::jobs::rescue::rescue_once;
 use audit_export::jobs::store::{self, Checkpoint, CreateOutcome, Fence, NewJob, Patch, Request};
@@ -78,7 +78,7 @@ fn new_job(requester: &str, f: Filters) -> NewJob {
         requester: requester.into(),
         filters: f,
         format: Format::Csv,
-        csv: CsvOptions::default(),
+        options: Default::default(),
         compress: Compress::Never,
         max_attempts: 3,
         estimated_count: None,

@@ -24,6 +24,7 @@ const VERSIONS: &[(&str, &str, i64)] = &[
     ),
     ("v4", include_str!("fixtures/schema/v4.sql"), 4),
     ("v5", include_str!("fixtures/schema/v5.sql"), 5),
+    ("v6", include_str!("fixtures/schema/v6.sql"), 6),
 ];
 
 /// Rows of every table a version may have; each insert runs only where its

@@ -21,7 +21,7 @@ use super::progress::Progress;
 use super::{human_bytes, thousands, Cli, CliError, EXIT_NO_MATCH};
 use crate::config::Config;
 use crate::filters::{FilterError, FilterInput};
-use crate::format::{CsvOptions, Encoder, Format};
+use crate::format::{CsvOptions, ExportOptions, Fields, Format, Redact};
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -64,6 +64,22 @@ pub struct ExportArgs {
     /// CSV: do not prefix formula-like cells with `'`.
     #[arg(long)]
     no_formula_guard: bool,
+    /// CSV: `raw` (the stored columns) or `readable` (for people: event
+    /// labels, actors, flattened details).
+    #[arg(long, value_enum, default_value = "raw")]
+    csv_profile: crate::format::CsvProfile,
+    /// CSV raw profile: these columns only, in this order
+    /// (e.g. id,occurred_at,action).
+    #[arg(long, value_delimiter = ',')]
+    fields: Vec<String>,
+    /// Render timestamps in this IANA time zone with its offset
+    /// (default UTC, with Z).
+    #[arg(long)]
+    timezone: Option<String>,
+    /// Do not redact sensitive values (passwords, tokens, …); recorded in
+    /// the export's audit event.
+    #[arg(long)]
+    no_redact: bool,
     /// Enqueue a durable background job instead (prints its id); a worker
     /// (`audit-export worker`) runs it. --output is not used.
     #[arg(long)]
@@ -107,12 +123,9 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
         streams: a.streams.clone(),
         q: a.q.clone(),
     };
-    let csv = CsvOptions {
-        bom: !a.no_bom,
-        formula_guard: !a.no_formula_guard,
-    };
+    let options = options(a)?;
     if a.r#async {
-        return enqueue(cli, cfg, a, input, csv);
+        return enqueue(cli, cfg, a, input, options);
     }
     let filters = input.validate(&cfg.limits()).map_err(filter_error)?;
     if !a.email_to.is_empty() {
@@ -128,8 +141,14 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
     if !to_stdout {
         check_output_path(&output)?;
     }
-    let encoder = Encoder::new(a.format, csv);
     let conn = crate::db::open_existing(&cli.data_dir)?;
+    let encoder = crate::stream::encoder(
+        &conn,
+        &filters,
+        a.format,
+        options,
+        std::sync::Arc::new(cfg.redactor()),
+    )?;
     let started = Instant::now();
     // Counting costs a pass over the index; only pay it for a visible bar.
     let estimate = if Progress::wanted() {
@@ -145,7 +164,7 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
         let (stats, out) = crate::stream::run(
             &conn,
             &filters,
-            &encoder,
+            encoder,
             batch,
             || Ok(BufWriter::with_capacity(1 << 16, stdout.lock())),
             progress,
@@ -156,7 +175,7 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
     } else {
         let mut temp = TempOutput::new(&output);
         let (stats, out) =
-            crate::stream::run(&conn, &filters, &encoder, batch, || temp.create(), progress)
+            crate::stream::run(&conn, &filters, encoder, batch, || temp.create(), progress)
                 .map_err(export_error)?;
         if let Some(out) = out {
             temp.commit(out).map_err(|e| {
@@ -186,12 +205,44 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The export options of the flags, checked.
+fn options(a: &ExportArgs) -> Result<ExportOptions, CliError> {
+    let fields = if a.fields.is_empty() {
+        None
+    } else {
+        Some(Fields::parse(&a.fields).map_err(option_error)?)
+    };
+    let options = ExportOptions {
+        csv: CsvOptions {
+            bom: !a.no_bom,
+            formula_guard: !a.no_formula_guard,
+            profile: a.csv_profile,
+            fields,
+        },
+        timezone: a.timezone.clone(),
+        redact: Redact(!a.no_redact),
+    };
+    options.check(a.format).map_err(option_error)?;
+    Ok(options)
+}
+
+/// An option error, naming its flag and code.
+fn option_error(e: crate::format::OptionError) -> CliError {
+    let flag = match e.field {
+        "timezone" => "--timezone",
+        "csv.fields" => "--fields",
+        "csv.profile" => "--csv-profile",
+        _ => "--format",
+    };
+    CliError::bad_input(format!("{flag}: {} [{}]", e.message, e.code))
+}
+
 fn enqueue(
     cli: &Cli,
     cfg: &Config,
     a: &ExportArgs,
     input: FilterInput,
-    csv: CsvOptions,
+    options: ExportOptions,
 ) -> Result<(), CliError> {
     // Filters first: a bad flag is named before the data dir is looked at.
     let filters = input.validate(&cfg.limits()).map_err(filter_error)?;
@@ -203,7 +254,7 @@ fn enqueue(
         None => Requester::System(a.requester.clone()),
     };
     let req = ExportRequest {
-        csv,
+        options,
         compress: a.compress,
         email_to: (!a.email_to.is_empty()).then(|| a.email_to.clone()),
         restart: a.restart,

@@ -31,10 +31,11 @@ pub struct Config {
     pub notify: crate::notify::NotifyConfig,
     pub smtp: crate::notify::SmtpConfig,
     pub schedules: crate::schedules::SchedulesConfig,
+    pub redaction: crate::format::RedactionConfig,
 }
 
 /// Sections that environment variables can address.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "export",
     "jobs",
     "storage",
@@ -42,6 +43,7 @@ const SECTIONS: [&str; 7] = [
     "notify",
     "smtp",
     "schedules",
+    "redaction",
 ];
 
 /// `AUDIT_EXPORT_*` variables that are not settings of a section: read by
@@ -198,6 +200,11 @@ impl Config {
     /// TTL, but never past the download window (the file is deleted then).
     pub fn link_secs(&self) -> u64 {
         self.http.link_ttl_secs.min(self.jobs.download_ttl_secs)
+    }
+
+    /// The redaction rules: the built-in sensitive keys and `[redaction] keys`.
+    pub fn redactor(&self) -> crate::format::Redactor {
+        crate::format::Redactor::new(&self.redaction.keys)
     }
 
     /// Filter limits derived from these settings.

@@ -31,7 +31,7 @@ use super::{backup, user_version, DbError};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` sets: the last step's.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// One numbered migration step.
 #[derive(Clone, Copy)]
@@ -86,6 +86,11 @@ pub const STEPS: &[Step] = &[
         version: 6,
         what: "scheduled exports",
         run: |tx| tx.execute_batch(include_str!("migrations/0006_schedules.sql")),
+    },
+    Step {
+        version: 7,
+        what: "export options",
+        run: |tx| tx.execute_batch(include_str!("migrations/0007_export_options.sql")),
     },
 ];
 

@@ -9,14 +9,24 @@
 //! embedded verbatim.
 
 use crate::audit::Record;
+use crate::time::Zone;
 
-pub(super) fn event(out: &mut Vec<u8>, r: &Record<'_>) {
+/// One event; `changed` and `details` are the JSON columns as exported
+/// (redacted), `text` the treatment of the text fields.
+pub(super) fn event(
+    out: &mut Vec<u8>,
+    r: &Record<'_>,
+    zone: &Zone,
+    changed: Option<&str>,
+    details: Option<&str>,
+    text: fn(&str) -> &str,
+) {
     out.extend_from_slice(b"{\"id\":");
     out.extend_from_slice(r.id.to_string().as_bytes());
     out.extend_from_slice(b",\"organization_id\":");
     push_str(out, r.organization_id);
     out.extend_from_slice(b",\"occurred_at\":\"");
-    crate::time::push_rfc3339_ms(out, r.occurred_at);
+    zone.push_rfc3339(out, r.occurred_at);
     out.extend_from_slice(b"\",\"stream\":");
     push_str(out, r.stream);
     out.extend_from_slice(b",\"action\":");
@@ -30,6 +40,7 @@ pub(super) fn event(out: &mut Vec<u8>, r: &Record<'_>) {
             ("name", r.actor_name),
             ("email", r.actor_email),
         ],
+        text,
     );
     out.extend_from_slice(b",\"target\":");
     object(
@@ -39,6 +50,7 @@ pub(super) fn event(out: &mut Vec<u8>, r: &Record<'_>) {
             ("id", r.target_id),
             ("name", r.target_name),
         ],
+        text,
     );
     out.extend_from_slice(b",\"context\":");
     object(
@@ -48,15 +60,16 @@ pub(super) fn event(out: &mut Vec<u8>, r: &Record<'_>) {
             ("user_agent", r.user_agent),
             ("request_id", r.request_id),
         ],
+        text,
     );
     out.extend_from_slice(b",\"changed_data\":");
-    out.extend_from_slice(r.changed_data.unwrap_or("null").as_bytes());
+    out.extend_from_slice(changed.unwrap_or("null").as_bytes());
     out.extend_from_slice(b",\"details\":");
-    out.extend_from_slice(r.details.unwrap_or("null").as_bytes());
+    out.extend_from_slice(details.unwrap_or("null").as_bytes());
     out.push(b'}');
 }
 
-fn object(out: &mut Vec<u8>, fields: &[(&str, Option<&str>)]) {
+fn object(out: &mut Vec<u8>, fields: &[(&str, Option<&str>)], text: fn(&str) -> &str) {
     if fields.iter().all(|(_, v)| v.is_none()) {
         out.extend_from_slice(b"null");
         return;
@@ -70,7 +83,7 @@ fn object(out: &mut Vec<u8>, fields: &[(&str, Option<&str>)]) {
         out.extend_from_slice(k.as_bytes());
         out.extend_from_slice(b"\":");
         match v {
-            Some(s) => push_str(out, s),
+            Some(s) => push_str(out, text(s)),
             None => out.extend_from_slice(b"null"),
         }
     }

@@ -9,7 +9,7 @@ use super::routes::{boxed, json, Ctx, Reply};
 use super::util::header;
 use crate::audit::query::{Cursor, Scan};
 use crate::filters::FilterInput;
-use crate::format::{CsvOptions, Encoder, Format};
+use crate::format::{Encoder, ExportOptions, Format};
 use crate::users::Role;
 
 /// Most errors listed in one 422 answer.
@@ -155,7 +155,13 @@ pub fn view(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     }
     let filters = input.validate(&ctx.state.cfg().limits())?;
     let mut scan = Scan::new(&filters, limit).resume_after(cursor);
-    let enc = Encoder::new(Format::Json, CsvOptions::default());
+    // Redacted as exports are.
+    let mut enc = Encoder::with(
+        Format::Json,
+        ExportOptions::default(),
+        ctx.state.svc.runner.redactor.clone(),
+        Default::default(),
+    );
     let mut buf = Vec::new();
     enc.header(&mut buf);
     let mut n = 0u64;

@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::routes::{json, Ctx, Reply};
 use super::util::{attachment, json_body};
 use crate::filters::{FilterInput, Filters};
-use crate::format::{CsvOptions, Encoder, Format};
+use crate::format::{CsvOptions, CsvProfile, Encoder, ExportOptions, Fields, Format, Redact};
 use crate::jobs::store::CreateOutcome;
 use crate::service::ExportRequest;
 use crate::users::Requester;
@@ -28,6 +28,8 @@ struct EstimateRequest {
 struct CsvRequest {
     bom: Option<bool>,
     formula_guard: Option<bool>,
+    profile: Option<String>,
+    fields: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +48,8 @@ struct ExportBody {
     email_to: Option<OneOrMany>,
     mode: Option<String>,
     restart: Option<bool>,
+    timezone: Option<String>,
+    redact: Option<bool>,
 }
 
 fn mode_for(count: u64, threshold: u64) -> &'static str {
@@ -71,6 +75,35 @@ pub fn estimate(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     ))
 }
 
+/// The export options of a request body (checked with the format later).
+fn options(
+    csv: Option<&CsvRequest>,
+    timezone: Option<String>,
+    redact: Option<bool>,
+) -> Result<ExportOptions, ApiError> {
+    let bad = |e: crate::format::OptionError| {
+        ApiError::bad_request(e.code, e.message).with(json!({"field": e.field}))
+    };
+    let profile = match csv.and_then(|c| c.profile.as_deref()) {
+        None => CsvProfile::Raw,
+        Some(p) => CsvProfile::parse(p).map_err(bad)?,
+    };
+    let fields = match csv.and_then(|c| c.fields.as_ref()) {
+        None => None,
+        Some(names) => Some(Fields::parse(names).map_err(bad)?),
+    };
+    Ok(ExportOptions {
+        csv: CsvOptions {
+            bom: csv.and_then(|c| c.bom).unwrap_or(true),
+            formula_guard: csv.and_then(|c| c.formula_guard).unwrap_or(true),
+            profile,
+            fields,
+        },
+        timezone,
+        redact: Redact(redact.unwrap_or(true)),
+    })
+}
+
 pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.exporter()?;
     let state = ctx.state;
@@ -92,12 +125,9 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             "csv options apply to format csv only",
         ));
     }
-    let csv = CsvOptions {
-        bom: r.csv.as_ref().and_then(|c| c.bom).unwrap_or(true),
-        formula_guard: r.csv.as_ref().and_then(|c| c.formula_guard).unwrap_or(true),
-    };
+    let options = options(r.csv.as_ref(), r.timezone, r.redact)?;
     let request = ExportRequest {
-        csv,
+        options,
         email_to: r.email_to.map(|e| match e {
             OneOrMany::One(s) => vec![s],
             OneOrMany::Many(v) => v,
@@ -124,7 +154,8 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
                 &json!({"record_count": 0, "warning": "no_records"}),
             ));
         }
-        return stream(ctx, &prepared.filters, Encoder::new(format, csv), count);
+        let encoder = svc.encoder(ctx.conn, &prepared)?;
+        return stream(ctx, &prepared.filters, encoder, count);
     }
     let out = svc.enqueue_export(ctx.conn, &prepared, &ctx.client)?;
     let mut body = svc.job_view(out.job());
@@ -158,7 +189,7 @@ fn stream(
     let result = crate::stream::run(
         conn,
         filters,
-        &encoder,
+        encoder,
         batch,
         || {
             let req = slot

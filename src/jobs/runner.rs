@@ -30,6 +30,8 @@ pub struct Runner {
     /// Notified when a job reached its end: the delivery loop sends the
     /// notices queued with it at once.
     pub finished: Arc<Notify>,
+    /// The redaction rules exports apply.
+    pub redactor: Arc<crate::format::Redactor>,
 }
 
 impl Runner {
@@ -59,7 +61,14 @@ impl Runner {
             owner,
             wake: Arc::new(Notify::new()),
             finished: Arc::new(Notify::new()),
+            redactor: Arc::new(crate::format::Redactor::default()),
         }
+    }
+
+    /// With these redaction rules (`[redaction] keys`).
+    pub fn with_redactor(mut self, redactor: crate::format::Redactor) -> Runner {
+        self.redactor = Arc::new(redactor);
+        self
     }
 
     /// A connection to the database (schema already current).

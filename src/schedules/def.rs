@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::calendar::{zone, CronLine, RelativeRange};
 use crate::filters::{FilterInput, Limits};
-use crate::format::{CsvOptions, Format};
+use crate::format::{CsvOptions, CsvProfile, ExportOptions, Fields, Format, Redact};
 use crate::jobs::Compress;
 
 /// The file as written.
@@ -37,6 +37,8 @@ struct RawDef {
     #[serde(default = "latest")]
     catch_up: String,
     archive: Option<String>,
+    #[serde(default = "yes")]
+    redact: bool,
 }
 
 fn utc() -> String {
@@ -57,6 +59,8 @@ fn latest() -> String {
 struct RawCsv {
     bom: Option<bool>,
     formula_guard: Option<bool>,
+    profile: Option<String>,
+    fields: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -92,7 +96,8 @@ pub struct ScheduleDef {
     pub organization: String,
     pub range: RelativeRange,
     pub format: Format,
-    pub csv: CsvOptions,
+    /// CSV options, redaction; timestamps in the schedule's zone.
+    pub options: ExportOptions,
     pub compress: Option<Compress>,
     /// Filters without organization and dates (the fire adds them).
     pub filters: FilterInput,
@@ -198,13 +203,37 @@ pub fn parse(path: &Path, text: &str, limits: &Limits) -> Result<ScheduleDef, Bo
     })?;
     let format = Format::parse_lenient(&raw.format)
         .map_err(|e| bad("format", "invalid_format", e.to_string()))?;
-    if format != Format::Csv && (raw.csv.bom.is_some() || raw.csv.formula_guard.is_some()) {
+    let c = &raw.csv;
+    if format != Format::Csv
+        && (c.bom.is_some()
+            || c.formula_guard.is_some()
+            || c.profile.is_some()
+            || c.fields.is_some())
+    {
         return Err(bad(
             "csv",
             "invalid_csv_options",
             "csv options apply to format csv only".into(),
         ));
     }
+    let opt_err = |e: crate::format::OptionError| bad(e.field, e.code, e.message);
+    let options = ExportOptions {
+        csv: CsvOptions {
+            bom: c.bom.unwrap_or(true),
+            formula_guard: c.formula_guard.unwrap_or(true),
+            profile: match &c.profile {
+                None => CsvProfile::Raw,
+                Some(p) => CsvProfile::parse(p).map_err(opt_err)?,
+            },
+            fields: match &c.fields {
+                None => None,
+                Some(f) => Some(Fields::parse(f).map_err(opt_err)?),
+            },
+        },
+        timezone: Some(tz.name().to_string()),
+        redact: Redact(raw.redact),
+    };
+    options.check(format).map_err(opt_err)?;
     let compress = match &raw.compress {
         None => None,
         Some(c) => Some(
@@ -254,10 +283,7 @@ pub fn parse(path: &Path, text: &str, limits: &Limits) -> Result<ScheduleDef, Bo
         organization: org,
         range,
         format,
-        csv: CsvOptions {
-            bom: raw.csv.bom.unwrap_or(true),
-            formula_guard: raw.csv.formula_guard.unwrap_or(true),
-        },
+        options,
         compress,
         filters,
         recipients: raw.recipients,
@@ -396,7 +422,9 @@ actions = ["user.*"]
         assert_eq!(d.name, "daily");
         assert_eq!(d.tz.name(), "Europe/Paris");
         assert_eq!(d.format, Format::Csv);
-        assert!(d.enabled && d.csv.bom && d.catch_up == CatchUp::Latest);
+        assert!(
+            d.enabled && d.options.csv.bom && d.options.redact.0 && d.catch_up == CatchUp::Latest
+        );
         let d = parse_str("name='n'\nschedule='@daily'\norganization='o'\nrange='last_7_days'\n")
             .unwrap();
         assert_eq!(d.tz.name(), "UTC");

@@ -261,7 +261,7 @@ fn prepare_job(
         requester: requester(&def.name).key(),
         filters,
         format: def.format,
-        csv: def.csv,
+        options: def.options.clone(),
         compress: def.compress.unwrap_or(svc.cfg.jobs.compress),
         max_attempts: svc.cfg.jobs.max_attempts,
         estimated_count: Some(estimated),

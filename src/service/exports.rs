@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{Service, ServiceError};
 use crate::audit::trail::Client;
 use crate::filters::{FilterInput, Filters};
-use crate::format::{CsvOptions, Format};
+use crate::format::{Encoder, ExportOptions, Format};
 use crate::jobs::store::{self, CreateOutcome, NewJob};
 use crate::jobs::Compress;
 use crate::notify::recipients::{check, default_for, RecipientError};
@@ -23,7 +23,8 @@ pub struct ExportRequest {
     /// naming another one is forbidden.
     pub filters: FilterInput,
     pub format: Format,
-    pub csv: CsvOptions,
+    /// CSV options, time zone, redaction (turning it off: admins only).
+    pub options: ExportOptions,
     /// Default: `[jobs] compress`.
     pub compress: Option<Compress>,
     /// Who is mailed the outcome. `None`: the requesting user's own
@@ -41,7 +42,7 @@ impl ExportRequest {
             requester,
             filters,
             format,
-            csv: CsvOptions::default(),
+            options: ExportOptions::default(),
             compress: None,
             email_to: None,
             restart: false,
@@ -56,7 +57,7 @@ pub struct Prepared {
     pub requester: Requester,
     pub filters: Filters,
     pub format: Format,
-    pub csv: CsvOptions,
+    pub options: ExportOptions,
     pub compress: Compress,
     pub recipients: Vec<String>,
     pub count: u64,
@@ -72,6 +73,18 @@ impl Service {
         req: ExportRequest,
     ) -> Result<Prepared, ServiceError> {
         let filters = self.scoped_filters(&req.requester, req.filters, true)?;
+        req.options
+            .check(req.format)
+            .map_err(|e| ServiceError::invalid(e.code, e.field, e.message))?;
+        if !req.options.redact.0 {
+            if let Requester::User(u) = &req.requester {
+                if u.role != crate::users::Role::Admin {
+                    return Err(ServiceError::Forbidden(
+                        "only admins may turn redaction off".into(),
+                    ));
+                }
+            }
+        }
         let recipients = self.recipients(
             conn,
             &req.requester,
@@ -83,7 +96,7 @@ impl Service {
             requester: req.requester,
             filters,
             format: req.format,
-            csv: req.csv,
+            options: req.options,
             compress: req.compress.unwrap_or(self.cfg.jobs.compress),
             recipients,
             count,
@@ -150,7 +163,7 @@ impl Service {
             requester: p.requester.key(),
             filters: p.filters.clone(),
             format: p.format,
-            csv: p.csv,
+            options: p.options.clone(),
             compress: p.compress,
             max_attempts: self.cfg.jobs.max_attempts,
             estimated_count: Some(p.count),
@@ -181,11 +194,16 @@ impl Service {
         job_id: Option<&str>,
         client: &Client,
     ) -> Result<(), ServiceError> {
+        let o = &p.options;
         let details = json!({
             "filters": serde_json::from_str::<Value>(&p.filters.canonical_json()).unwrap_or(Value::Null),
             "format": p.format.as_str(),
             "record_count": p.count,
             "job_id": job_id,
+            "redacted": o.redact.0,
+            "csv_profile": (p.format == Format::Csv).then(|| o.csv.profile.as_str()),
+            "fields": o.csv.fields.map(|f| f.names()),
+            "timezone": o.timezone,
         });
         let target = job_id.map_or_else(|| p.filters.hash(), str::to_string);
         self.audit(
@@ -199,6 +217,18 @@ impl Service {
                 details: &details,
             },
         )
+    }
+
+    /// The encoder of a prepared export (the redaction rules, and the
+    /// organization's users for the readable profile).
+    pub fn encoder(&self, conn: &Connection, p: &Prepared) -> Result<Encoder, ServiceError> {
+        Ok(crate::stream::encoder(
+            conn,
+            &p.filters,
+            p.format,
+            p.options.clone(),
+            self.runner.redactor.clone(),
+        )?)
     }
 
     /// Prepares and queues an export as a background job (the library's

@@ -34,6 +34,106 @@ pub fn parse_date_ms(s: &str) -> Option<i64> {
 
 /// Appends `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn push_rfc3339_ms(out: &mut Vec<u8>, ms: i64) {
+    push_wall_clock(out, ms);
+    out.push(b'Z');
+}
+
+/// Appends `ms` as the wall-clock time `offset_secs` east of UTC, with the
+/// offset: `YYYY-MM-DDTHH:MM:SS.mmm+HH:MM`.
+pub fn push_rfc3339_ms_offset(out: &mut Vec<u8>, ms: i64, offset_secs: i32) {
+    push_wall_clock(out, ms + offset_secs as i64 * 1000);
+    out.push(if offset_secs < 0 { b'-' } else { b'+' });
+    let m = offset_secs.unsigned_abs() / 60;
+    push_digits(out, m / 60, 2);
+    out.push(b':');
+    push_digits(out, m % 60, 2);
+}
+
+/// The time zone timestamps are rendered in: UTC (`…Z`, the default) or
+/// an IANA zone (`…+02:00`). Rows come in time order, so the zone's offset
+/// is looked up once per quarter hour (every zone changes its offset on a
+/// quarter-hour boundary) rather than once per row.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    tz: Option<chrono_tz::Tz>,
+    /// (quarter-hour bucket, offset in seconds) of the last lookup.
+    cache: std::cell::Cell<(i64, i32)>,
+}
+
+impl Default for Zone {
+    fn default() -> Self {
+        Zone::utc()
+    }
+}
+
+impl Zone {
+    pub fn utc() -> Zone {
+        Zone {
+            tz: None,
+            cache: std::cell::Cell::new((i64::MIN, 0)),
+        }
+    }
+
+    /// An IANA zone by name (`Europe/Paris`); `UTC`, `Etc/UTC` and `Z`
+    /// are UTC.
+    pub fn parse(name: &str) -> Option<Zone> {
+        let name = name.trim();
+        if matches!(name, "UTC" | "Etc/UTC" | "Z" | "utc") {
+            return Some(Zone::utc());
+        }
+        let tz: chrono_tz::Tz = name.parse().ok()?;
+        Some(Zone {
+            tz: Some(tz),
+            cache: std::cell::Cell::new((i64::MIN, 0)),
+        })
+    }
+
+    /// The zone's name (`UTC` for UTC).
+    pub fn name(&self) -> &'static str {
+        self.tz.map_or("UTC", |t| t.name())
+    }
+
+    pub fn is_utc(&self) -> bool {
+        self.tz.is_none()
+    }
+
+    /// The offset east of UTC at `ms`, in seconds.
+    pub fn offset_secs(&self, ms: i64) -> i32 {
+        use chrono::{Offset, TimeZone};
+        let Some(tz) = self.tz else { return 0 };
+        let bucket = ms.div_euclid(900_000);
+        let (b, off) = self.cache.get();
+        if b == bucket {
+            return off;
+        }
+        let off = tz
+            .timestamp_millis_opt(bucket * 900_000)
+            .single()
+            .map_or(0, |t| t.offset().fix().local_minus_utc());
+        self.cache.set((bucket, off));
+        off
+    }
+
+    /// Appends `ms` in this zone: `…Z` for UTC, else with the offset.
+    pub fn push_rfc3339(&self, out: &mut Vec<u8>, ms: i64) {
+        if self.tz.is_none() {
+            push_rfc3339_ms(out, ms);
+        } else {
+            push_rfc3339_ms_offset(out, ms, self.offset_secs(ms));
+        }
+    }
+
+    /// `ms` in this zone as a string.
+    pub fn format(&self, ms: i64) -> String {
+        let mut v = Vec::with_capacity(29);
+        self.push_rfc3339(&mut v, ms);
+        String::from_utf8(v).expect("ASCII")
+    }
+}
+
+/// Appends `YYYY-MM-DDTHH:MM:SS.mmm` for `ms` taken as wall-clock
+/// milliseconds.
+fn push_wall_clock(out: &mut Vec<u8>, ms: i64) {
     let days = ms.div_euclid(DAY_MS);
     let rem = ms.rem_euclid(DAY_MS);
     let (y, m, d) = civil_from_days(days);
@@ -59,7 +159,6 @@ pub fn push_rfc3339_ms(out: &mut Vec<u8>, ms: i64) {
     push_digits(out, ss as u32, 2);
     out.push(b'.');
     push_digits(out, millis as u32, 3);
-    out.push(b'Z');
 }
 
 /// `ms` as an RFC 3339 string (see [`push_rfc3339_ms`]).
@@ -137,6 +236,60 @@ mod tests {
                 .to_string();
             assert_eq!(ours, theirs, "ms={ms}");
             ms += 133_200_123;
+        }
+    }
+
+    #[test]
+    fn zones_render_with_their_offset_across_dst() {
+        let paris = Zone::parse("Europe/Paris").unwrap();
+        let at = |s: &str| parse_rfc3339_ms(s).unwrap();
+        assert_eq!(
+            paris.format(at("2026-07-15T12:00:00Z")),
+            "2026-07-15T14:00:00.000+02:00"
+        );
+        assert_eq!(
+            paris.format(at("2026-01-15T12:00:00.250Z")),
+            "2026-01-15T13:00:00.250+01:00"
+        );
+        // Both DST changes: the instant before and after each.
+        assert_eq!(
+            paris.format(at("2026-03-29T00:59:59.999Z")),
+            "2026-03-29T01:59:59.999+01:00"
+        );
+        assert_eq!(
+            paris.format(at("2026-03-29T01:00:00Z")),
+            "2026-03-29T03:00:00.000+02:00"
+        );
+        assert_eq!(
+            paris.format(at("2026-10-25T00:59:59.999Z")),
+            "2026-10-25T02:59:59.999+02:00"
+        );
+        assert_eq!(
+            paris.format(at("2026-10-25T01:00:00Z")),
+            "2026-10-25T02:00:00.000+01:00"
+        );
+        let ny = Zone::parse("America/New_York").unwrap();
+        assert_eq!(
+            ny.format(at("2026-03-08T07:00:00Z")),
+            "2026-03-08T03:00:00.000-04:00"
+        );
+        assert_eq!(
+            ny.format(at("2026-11-01T06:00:00Z")),
+            "2026-11-01T01:00:00.000-05:00"
+        );
+        let kolkata = Zone::parse("Asia/Kolkata").unwrap();
+        assert_eq!(kolkata.format(0), "1970-01-01T05:30:00.000+05:30");
+        assert_eq!(
+            Zone::parse("UTC").unwrap().format(0),
+            "1970-01-01T00:00:00.000Z"
+        );
+        assert!(Zone::parse("Mars/Olympus").is_none());
+        // Every rendering parses back to the same instant.
+        let mut ms = at("2025-01-01T00:00:00Z");
+        while ms < at("2027-01-01T00:00:00Z") {
+            assert_eq!(parse_rfc3339_ms(&paris.format(ms)), Some(ms));
+            assert_eq!(parse_rfc3339_ms(&ny.format(ms)), Some(ms));
+            ms += 3_599_999;
         }
     }
 

@@ -24,7 +24,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::{job_filters, spool_file, StepError};
 use crate::audit::query::Scan;
-use crate::format::Encoder;
 use crate::jobs::store::{self, Checkpoint, Lease};
 use crate::jobs::{spool_dir, Job, Runner};
 use crate::stream::Pages;
@@ -95,7 +94,13 @@ fn own_spool(
 impl SpoolStep<'_> {
     pub fn run(&self, job: &Job, lease: &Lease) -> Result<SpoolOutcome, StepError> {
         let filters = job_filters(job)?;
-        let encoder = Encoder::new(job.format, job.csv);
+        let encoder = crate::stream::encoder(
+            self.conn,
+            &filters,
+            job.format,
+            job.options.clone(),
+            self.runner.redactor.clone(),
+        )?;
         let (runner, cfg) = (self.runner, &self.runner.cfg);
         let lease_ms = runner.lease_ms();
         // Fenced before touching the folder: setting up our spool removes
@@ -174,7 +179,7 @@ impl SpoolStep<'_> {
             crate::jobs::remove_spool(&runner.data_dir, &job.id)?;
             return Ok(SpoolOutcome::NoRecords);
         }
-        encoder.footer(&mut buf, records);
+        pages.encoder().footer(&mut buf, records);
         file.write_all(&buf)?;
         len += buf.len() as u64;
         file.sync_data()?;

@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Transaction};
 
 use super::{get, record_transition, Job};
 use crate::filters::Filters;
-use crate::format::{CsvOptions, Format};
+use crate::format::{ExportOptions, Format};
 use crate::jobs::state::JobState;
 use crate::jobs::{Compress, JobError};
 
@@ -15,7 +15,7 @@ pub struct NewJob {
     pub requester: String,
     pub filters: Filters,
     pub format: Format,
-    pub csv: CsvOptions,
+    pub options: ExportOptions,
     pub compress: Compress,
     pub max_attempts: u32,
     pub estimated_count: Option<u64>,
@@ -106,8 +106,8 @@ pub fn create_in(
     let inserted = tx.execute(
         "INSERT INTO export_jobs (id, organization_id, requester, filters, filter_hash, format, \
          csv_bom, csv_formula_guard, compress, state, attempt, max_attempts, next_attempt_at, \
-         estimated_count, schedule_id, fire_time, recipients, archive_key, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'exporting', 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         estimated_count, schedule_id, fire_time, recipients, archive_key, options, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'exporting', 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         params![
             id,
             new.filters.organization,
@@ -115,8 +115,8 @@ pub fn create_in(
             new.filters.canonical_json(),
             hash,
             new.format.as_str(),
-            new.csv.bom,
-            new.csv.formula_guard,
+            new.options.csv.bom,
+            new.options.csv.formula_guard,
             new.compress.as_str(),
             new.max_attempts.max(1),
             now,
@@ -125,6 +125,7 @@ pub fn create_in(
             new.fire_time,
             serde_json::to_string(&new.recipients).expect("strings serialize"),
             new.archive_key,
+            new.options.to_json(),
             now,
             now
         ],

@@ -30,7 +30,7 @@ use super::state::JobState;
 use super::{Compress, JobError};
 use crate::audit::query::Cursor;
 use crate::filters::{FilterError, Filters, Limits};
-use crate::format::{CsvOptions, Format};
+use crate::format::{ExportOptions, Format};
 
 /// One row of `export_jobs`.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +43,8 @@ pub struct Job {
     pub filters: String,
     pub filter_hash: String,
     pub format: Format,
-    pub csv: CsvOptions,
+    /// CSV options, time zone, redaction.
+    pub options: ExportOptions,
     pub compress: Compress,
     pub state: JobState,
     pub attempt: u32,
@@ -116,10 +117,12 @@ impl Job {
             filters: r.get("filters")?,
             filter_hash: r.get("filter_hash")?,
             format: format.parse().map_err(corrupt)?,
-            csv: CsvOptions {
-                bom: r.get("csv_bom")?,
-                formula_guard: r.get("csv_formula_guard")?,
-            },
+            options: ExportOptions::from_stored(
+                r.get::<_, Option<String>>("options")?.as_deref(),
+                r.get("csv_bom")?,
+                r.get("csv_formula_guard")?,
+            )
+            .map_err(corrupt)?,
             compress: compress.parse().map_err(corrupt)?,
             state: state.parse().map_err(corrupt)?,
             attempt: r.get("attempt")?,
