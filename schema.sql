@@ -100,6 +100,10 @@ CREATE TABLE IF NOT EXISTS export_jobs (
     -- How the file is written beyond format and the csv_* columns (JSON:
     -- CSV profile and fields, time zone, redaction); NULL: the defaults.
     options           TEXT CHECK (options IS NULL OR json_valid(options)),
+    -- The first row written to the spool (the manifest names the first and
+    -- last event exported; the last is the checkpoint above).
+    first_occurred_at INTEGER,
+    first_id          INTEGER,
     -- Final states, and only they, carry a completion time.
     CHECK ((state IN ('completed', 'failed', 'expired')) = (completed_at IS NOT NULL)),
     -- A checkpoint names a row, or nothing at all.
@@ -108,6 +112,8 @@ CREATE TABLE IF NOT EXISTS export_jobs (
 
 -- At most one in-progress job per requester, filter set and format: a
 -- second request is a DuplicateExport, enforced here, not by check-then-insert.
+-- filter_hash is the export's identity: the filters' hash, mixed with the
+-- export options when those are not the defaults (jobs::store::create::identity).
 CREATE UNIQUE INDEX IF NOT EXISTS export_jobs_one_in_progress
     ON export_jobs (requester, filter_hash, format)
     WHERE state IN ('exporting', 'uploading');
@@ -231,4 +237,18 @@ CREATE UNIQUE INDEX IF NOT EXISTS schedule_runs_fire
     WHERE fire_time IS NOT NULL;
 CREATE INDEX IF NOT EXISTS schedule_runs_recent ON schedule_runs (schedule, id);
 
-PRAGMA user_version = 7;
+-- Signed export manifests (src/manifest/), one chain per organization:
+-- kept after the files are cleaned up. A manifest is inserted with its
+-- job's final transition, only as the next of its organization's chain.
+CREATE TABLE IF NOT EXISTS manifests (
+    organization_id TEXT    NOT NULL,
+    sequence        INTEGER NOT NULL CHECK (sequence >= 1),
+    job_id          TEXT    NOT NULL UNIQUE,
+    sha256          TEXT    NOT NULL,
+    key_id          TEXT    NOT NULL,
+    document        TEXT    NOT NULL CHECK (json_valid(document)),
+    created_at      INTEGER NOT NULL,
+    PRIMARY KEY (organization_id, sequence)
+) STRICT;
+
+PRAGMA user_version = 8;

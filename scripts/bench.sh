@@ -6,7 +6,11 @@
 #
 # Seeds one organization over one year (so one export covers every row) into
 # bench-out/<rows>/ (kept between runs), then for each size measures:
-#   ours CSV  vs  sqlite3 -csv      ours JSONL  vs  sqlite3 -json
+#   ours CSV (raw, redaction on: the default)      vs  sqlite3 -csv
+#   ours CSV, readable profile
+#   ours JSONL                                     vs  sqlite3 -json
+# With BASELINE_BIN=/path/to/an/older/audit-export, that binary's raw CSV
+# runs in the same hyperfine run (before/after figures side by side).
 # Needs: hyperfine, sqlite3 (apt-get install -y hyperfine sqlite3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,21 +40,39 @@ for rows in "${sizes[@]}"; do
   fi
   db=$dir/audit-export.db
   common="--data-dir $dir export --org org_1 --from 2025-01-01 --to 2025-12-31"
+  baseline=()
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    # The same seed by the older binary, in a database of its own version.
+    bdir=$out/$rows-baseline
+    if [ ! -f "$bdir/.seeded" ]; then
+      rm -rf "$bdir"
+      "$BASELINE_BIN" --data-dir "$bdir" seed --rows "$rows" --orgs 1 --seed 42
+      touch "$bdir/.seeded"
+    fi
+    baseline=(-n baseline-csv "$BASELINE_BIN --data-dir $bdir export --org org_1 --from 2025-01-01 --to 2025-12-31 --format csv --output $out/base.csv")
+  fi
   hyperfine -w 1 -r "$runs" --export-json "$out/h-$rows.json" \
     -n ours-csv "$bin $common --format csv --output $out/ours.csv" \
+    "${baseline[@]}" \
+    -n ours-readable "$bin $common --format csv --csv-profile readable --output $out/ours-r.csv" \
     -n sqlite3-csv "sqlite3 -csv -header $db \"SELECT $cols FROM audit_logs WHERE $where\" > $out/sqlite.csv" \
     -n ours-jsonl "$bin $common --format jsonl --output $out/ours.jsonl" \
     -n sqlite3-json "sqlite3 -json $db \"SELECT $cols FROM audit_logs WHERE $where\" > $out/sqlite.json"
   r_csv=$(rss "$bin" $common --format csv --output "$out/ours.csv")
+  r_read=$(rss "$bin" $common --format csv --csv-profile readable --output "$out/ours-r.csv")
   r_jsonl=$(rss "$bin" $common --format jsonl --output "$out/ours.jsonl")
-  python3 - "$out/h-$rows.json" "$rows" "$r_csv" "$r_jsonl" >> "$out/summary.md" <<'PY'
+  python3 - "$out/h-$rows.json" "$rows" "$r_csv" "$r_jsonl" "$r_read" >> "$out/summary.md" <<'PY'
 import json, sys
 res = {r["command"]: r["median"] for r in json.load(open(sys.argv[1]))["results"]}
-rows, r_csv, r_jsonl = sys.argv[2], int(sys.argv[3]) / 1024, int(sys.argv[4]) / 1024
-print(f"| {int(rows):,} | ours CSV | {res['ours-csv']:.2f} | {res['ours-csv']/res['sqlite3-csv']:.2f}x | {r_csv:.1f} |")
-print(f"| {int(rows):,} | sqlite3 -csv | {res['sqlite3-csv']:.2f} | 1.00x | |")
-print(f"| {int(rows):,} | ours JSONL | {res['ours-jsonl']:.2f} | {res['ours-jsonl']/res['sqlite3-json']:.2f}x | {r_jsonl:.1f} |")
-print(f"| {int(rows):,} | sqlite3 -json | {res['sqlite3-json']:.2f} | 1.00x | |")
+rows, r_csv, r_jsonl, r_read = sys.argv[2], int(sys.argv[3]) / 1024, int(sys.argv[4]) / 1024, int(sys.argv[5]) / 1024
+n = f"{int(rows):,}"
+print(f"| {n} | ours CSV (raw, redacted) | {res['ours-csv']:.2f} | {res['ours-csv']/res['sqlite3-csv']:.2f}x | {r_csv:.1f} |")
+if "baseline-csv" in res:
+    print(f"| {n} | baseline CSV (BASELINE_BIN) | {res['baseline-csv']:.2f} | {res['baseline-csv']/res['sqlite3-csv']:.2f}x | |")
+print(f"| {n} | ours CSV readable | {res['ours-readable']:.2f} | {res['ours-readable']/res['sqlite3-csv']:.2f}x ({res['ours-readable']/res['ours-csv']:.2f}x raw) | {r_read:.1f} |")
+print(f"| {n} | sqlite3 -csv | {res['sqlite3-csv']:.2f} | 1.00x | |")
+print(f"| {n} | ours JSONL | {res['ours-jsonl']:.2f} | {res['ours-jsonl']/res['sqlite3-json']:.2f}x | {r_jsonl:.1f} |")
+print(f"| {n} | sqlite3 -json | {res['sqlite3-json']:.2f} | 1.00x | |")
 PY
   rm -f "$out"/ours.* "$out"/sqlite.*
 done

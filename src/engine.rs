@@ -122,16 +122,22 @@ impl EngineBuilder {
             .clone()
             .unwrap_or_else(|| format!("http://{}", cfg.http.listen));
         let links = Arc::new(Links::new(signer, public_url, cfg.link_secs()));
-        let runner = Arc::new(
-            Runner::new(
-                data_dir.clone(),
-                cfg.jobs.clone(),
-                cfg.export.batch_size,
-                storage,
-                self.clock.clone(),
-            )
-            .with_redactor(cfg.redactor()),
-        );
+        let mut runner = Runner::new(
+            data_dir.clone(),
+            cfg.jobs.clone(),
+            cfg.export.batch_size,
+            storage,
+            self.clock.clone(),
+        )
+        .map_err(|e| EngineError::Config(e.to_string()))?
+        .with_redactor(cfg.redactor());
+        if cfg.signing.key_file.is_some() {
+            runner = runner.with_keys(
+                crate::manifest::Keyring::load_or_create(&data_dir, &cfg.signing)
+                    .map_err(|e| EngineError::Config(e.to_string()))?,
+            );
+        }
+        let runner = Arc::new(runner);
         let delivery = Delivery::new(
             &data_dir,
             cfg.notify.clone(),
@@ -168,10 +174,26 @@ pub struct RunOptions {
     pub http_listen: Option<String>,
 }
 
-/// The running services of an engine.
+/// The running services of an engine. Dropping it without [`Running::wait`]
+/// (a host that returns early, a test that panics) cancels the shutdown
+/// token and stops the HTTP threads, so nothing is left serving and a
+/// runtime being dropped does not wait forever on them.
 pub struct Running {
     http_addr: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
+    shutdown: CancellationToken,
+    http_stop: Option<crate::http::Stopper>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.tasks.is_empty() {
+            self.shutdown.cancel();
+            if let Some(s) = &self.http_stop {
+                s.stop();
+            }
+        }
+    }
 }
 
 impl Running {
@@ -183,8 +205,8 @@ impl Running {
     /// Resolves once every service has stopped (after the token was
     /// cancelled): requests in flight answered, running jobs checkpointed
     /// and their leases released.
-    pub async fn wait(self) {
-        for t in self.tasks {
+    pub async fn wait(mut self) {
+        for t in std::mem::take(&mut self.tasks) {
             let _ = t.await;
         }
     }
@@ -225,6 +247,9 @@ impl Engine {
         opts: RunOptions,
         shutdown: CancellationToken,
     ) -> Result<Running, EngineError> {
+        // Ours to cancel when `Running` is dropped, without touching the
+        // host's token.
+        let shutdown = shutdown.child_token();
         let runner = self.svc.runner.clone();
         self.schedules.reload();
         let mut tasks = vec![
@@ -240,19 +265,21 @@ impl Engine {
             )),
         ];
         let mut http_addr = None;
+        let mut http_stop = None;
         if let Some(listen) = &opts.http_listen {
             let server = crate::http::Server::start(
                 listen,
                 self.svc.clone(),
                 self.schedules.clone(),
                 tokio::runtime::Handle::current(),
-                shutdown,
+                shutdown.clone(),
             )
             .map_err(|message| EngineError::Listen {
                 listen: listen.clone(),
                 message,
             })?;
             http_addr = Some(server.addr);
+            http_stop = Some(server.stopper());
             // Links point where the server really listens, unless a public
             // URL is configured.
             if self.svc.cfg.http.public_url.is_none() {
@@ -260,7 +287,12 @@ impl Engine {
             }
             tasks.push(tokio::task::spawn_blocking(move || server.join()));
         }
-        Ok(Running { http_addr, tasks })
+        Ok(Running {
+            http_addr,
+            tasks,
+            shutdown,
+            http_stop,
+        })
     }
 
     /// Runs the job services (no HTTP) until `shutdown` is cancelled.

@@ -22,6 +22,8 @@
 //!   and their effects), store (leases, checkpoints, one write per
 //!   transition), steps (spool, zip + store), scheduler, clean-up, rescue.
 //! - [`storage`]: opendal operator (local disk or S3), deterministic zip.
+//! - [`manifest`]: signed, chained export manifests; signing keys;
+//!   offline verification.
 //! - [`links`]: signed download links (HMAC, constant-time check) — the
 //!   only place a download URL is made.
 //! - [`users`]: users, roles, hashed API tokens; the [`users::Requester`].
@@ -43,6 +45,7 @@ pub mod format;
 pub mod http;
 pub mod jobs;
 pub mod links;
+pub mod manifest;
 pub mod notify;
 pub mod schedules;
 pub mod service;

@@ -65,6 +65,19 @@ impl Links {
         }
     }
 
+    /// The link to the manifest stored beside job `job_id`'s (not zipped)
+    /// file `file_key`.
+    pub fn for_manifest(&self, job_id: &str, file_key: &str, completed_at_ms: i64) -> Link {
+        let key = format!("{file_key}{}", crate::manifest::verify::SUFFIX);
+        let mut link = self.for_file(job_id, &key, completed_at_ms);
+        link.url = link.url.replacen(
+            &format!("/download/{job_id}?"),
+            &format!("/download/{job_id}/manifest?"),
+            1,
+        );
+        link
+    }
+
     /// The signer (the download route verifies with it).
     pub fn signer(&self) -> &Signer {
         &self.signer

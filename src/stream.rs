@@ -69,6 +69,8 @@ pub struct Pages {
     scan: Scan,
     encoder: Encoder,
     records: u64,
+    /// The first row encoded by these pages.
+    first: Option<Cursor>,
 }
 
 impl Pages {
@@ -78,7 +80,13 @@ impl Pages {
             scan,
             encoder,
             records,
+            first: None,
         }
+    }
+
+    /// The first row these pages encoded (not a resumed job's earlier ones).
+    pub fn first(&self) -> Option<Cursor> {
+        self.first
     }
 
     pub fn records(&self) -> u64 {
@@ -104,8 +112,14 @@ impl Pages {
         flush_at: usize,
         mut spill: impl FnMut(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<usize, E> {
-        let (encoder, records) = (&mut self.encoder, &mut self.records);
+        let (encoder, records, first) = (&mut self.encoder, &mut self.records, &mut self.first);
         self.scan.next_page::<E>(conn, |r| {
+            if first.is_none() {
+                *first = Some(Cursor {
+                    occurred_at: r.occurred_at,
+                    id: r.id,
+                });
+            }
             encoder.record(buf, r, *records);
             *records += 1;
             if buf.len() >= flush_at {

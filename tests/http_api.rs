@@ -329,7 +329,10 @@ fn sync_export_equals_the_cli_and_async_links_download_the_stored_file() {
         &json!({"filters": {"from": "2025-07-01", "to": "2026-01-31"}}),
     )
     .json();
-    assert_eq!(est, json!({"record_count": 1100, "mode": "async"}));
+    assert_eq!(
+        est,
+        json!({"record_count": 1100, "mode": "async", "link_ttl_seconds": 86400})
+    );
 
     // Large (1,100 ≥ 1000): a job, then a signed link to the stored file.
     let r = post(a, "/api/v1/exports", &t, &export_body("csv", "auto"));

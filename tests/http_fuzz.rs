@@ -157,7 +157,7 @@ fn ten_thousand_malformed_requests_get_4xx_with_codes() {
                                 "/api/v1/exports/%00", "/api/v1/exports/../../etc/passwd", "/api/v2/exports", "/api/v1/exports/NOPE",
                                 "/api/v1/exports/01ARZ3NDEKTSV4RRFFQ69G5FAV", "/api/v1/exports//restart", "/api/v1/exports/x/y/z",
                                 "/download/NOPE", "/download/01ARZ3NDEKTSV4RRFFQ69G5FAV?expires=abc&sig=zz", "/download/x?expires=99999999999&sig=00",
-                                "/%zz", "/api/v1/audit-logs/1", "/metrics/x", "/", "/api", "/api/v1/",
+                                "/%zz", "/api/v1/audit-logs/1", "/metrics/x", "/console/../etc/passwd", "/api", "/api/v1/",
                             ]);
                             req(&addr, *rng.pick(&["GET", "DELETE", "POST"]), path, Some(&admin), None)
                         }

@@ -52,13 +52,10 @@ impl Fixture {
         let storage = storage.unwrap_or_else(|| {
             Storage::from_config(&StorageConfig::default(), &self.data()).unwrap()
         });
-        Arc::new(Runner::new(
-            self.data(),
-            cfg,
-            200,
-            storage,
-            self.clock.clone(),
-        ))
+        Arc::new(
+            Runner::new(self.data(), cfg, 200, storage, self.clock.clone())
+                .expect("the runner's signing key"),
+        )
     }
 }
 
@@ -156,6 +153,7 @@ fn a_stale_worker_is_fenced_out() {
     assert_ne!(a.token, b.token);
     let before = store::get(&conn, &id).unwrap();
     let cp = Checkpoint {
+        first: None,
         cursor: None,
         exported_count: 99,
         spool_bytes: 999,
@@ -360,6 +358,7 @@ async fn cancel_and_restart_of_idle_and_running_jobs() {
         .pop()
         .unwrap();
     let cp = Checkpoint {
+        first: None,
         cursor: Some(audit_export::audit::query::Cursor {
             occurred_at: 1,
             id: 1,
@@ -418,7 +417,8 @@ async fn storage_failing_twice_then_working_completes_on_attempt_3() {
     .await;
     let job = store::get(&conn, &id).unwrap();
     assert_eq!(job.attempt, 3);
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // Two failed writes, then the file and its manifest beside it.
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
     let f = job.file.unwrap();
     let storage = Storage::from_config(&StorageConfig::default(), &fx.data()).unwrap();
     let bytes = storage.read(&f.key).await.unwrap();
@@ -721,6 +721,7 @@ async fn a_restart_requested_while_running_is_honoured() {
         .pop()
         .unwrap();
     let cp = Checkpoint {
+        first: None,
         cursor: Some(audit_export::audit::query::Cursor {
             occurred_at: 0,
             id: 0,

@@ -32,7 +32,10 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
+        let ty = e.file_type().unwrap();
+        if ty.is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else if ty.is_file() {
             std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
         }
     }
@@ -165,6 +168,20 @@ fn sigkill_at_random_moments_still_yields_the_same_bytes() {
     let (_, key, count, _) = job_row(&env, &id);
     let bytes = std::fs::read(env.data_dir().join("exports").join(key.unwrap())).unwrap();
     assert_eq!(count, Some(200_000));
+    if bytes != ref_bytes {
+        let manifest = |b: &[u8]| {
+            let mut z = zip::ZipArchive::new(std::io::Cursor::new(b.to_vec())).unwrap();
+            let mut m = String::new();
+            std::io::Read::read_to_string(&mut z.by_name("manifest.json").unwrap(), &mut m)
+                .unwrap();
+            m
+        };
+        eprintln!(
+            "crash run manifest: {}\nreference manifest: {}",
+            manifest(&bytes),
+            manifest(&ref_bytes)
+        );
+    }
     assert!(
         bytes == ref_bytes,
         "stored file differs from the uninterrupted run ({} vs {} bytes)",

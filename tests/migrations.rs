@@ -25,6 +25,7 @@ const VERSIONS: &[(&str, &str, i64)] = &[
     ("v4", include_str!("fixtures/schema/v4.sql"), 4),
     ("v5", include_str!("fixtures/schema/v5.sql"), 5),
     ("v6", include_str!("fixtures/schema/v6.sql"), 6),
+    ("v7", include_str!("fixtures/schema/v7.sql"), 7),
 ];
 
 /// Rows of every table a version may have; each insert runs only where its

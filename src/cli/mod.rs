@@ -14,6 +14,7 @@ mod schedules;
 mod seed;
 mod serve;
 mod users;
+mod verify;
 mod worker;
 
 use std::path::PathBuf;
@@ -193,15 +194,23 @@ pub enum Command {
     Config(admin::ConfigArgs),
     /// List scheduled exports (workflows/*.toml) or run one now.
     Schedules(schedules::SchedulesArgs),
+    /// Check an export against its signed manifest, or a chain of manifests
+    /// (offline: exit 0 valid, 1 not, naming what failed).
+    Verify(verify::VerifyArgs),
+    /// Show or rotate the manifest signing keys.
+    Keys(verify::KeysArgs),
 }
 
 /// Parses the command line, runs it, and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    if let Command::Config(a) = &cli.command {
+    match &cli.command {
         // Shows the configuration, so it must not need a valid one first.
-        return finish(admin::config(&cli, a));
+        Command::Config(a) => return finish(admin::config(&cli, a)),
+        // Offline: needs no configuration, database or network.
+        Command::Verify(a) => return finish(verify::verify(&cli, a)),
+        _ => {}
     }
     let result = Config::load(cli.config.as_deref())
         .map_err(CliError::from)
@@ -223,7 +232,8 @@ pub fn main() -> ExitCode {
             Command::Backup(a) => admin::backup(&cli, a),
             Command::Restore(a) => admin::restore(&cli, a),
             Command::Schedules(a) => schedules::run(&cli, &cfg, a),
-            Command::Config(_) => unreachable!("handled above"),
+            Command::Keys(a) => verify::keys(&cli, a),
+            Command::Config(_) | Command::Verify(_) => unreachable!("handled above"),
         });
     finish(result)
 }

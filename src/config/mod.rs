@@ -32,10 +32,11 @@ pub struct Config {
     pub smtp: crate::notify::SmtpConfig,
     pub schedules: crate::schedules::SchedulesConfig,
     pub redaction: crate::format::RedactionConfig,
+    pub signing: crate::manifest::keys::SigningConfig,
 }
 
 /// Sections that environment variables can address.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "export",
     "jobs",
     "storage",
@@ -44,13 +45,15 @@ const SECTIONS: [&str; 8] = [
     "smtp",
     "schedules",
     "redaction",
+    "signing",
 ];
 
 /// `AUDIT_EXPORT_*` variables that are not settings of a section: read by
 /// the command line itself.
-pub const COMMAND_VARIABLES: [&str; 6] = [
+pub const COMMAND_VARIABLES: [&str; 7] = [
     "AUDIT_EXPORT_DATA_DIR",
     "AUDIT_EXPORT_CONFIG",
+    "AUDIT_EXPORT_CONSOLE_DIR",
     "AUDIT_EXPORT_LOG",
     "AUDIT_EXPORT_LOG_FORMAT",
     "AUDIT_EXPORT_REQUESTER",

@@ -31,7 +31,7 @@ use super::{backup, user_version, DbError};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` sets: the last step's.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// One numbered migration step.
 #[derive(Clone, Copy)]
@@ -91,6 +91,11 @@ pub const STEPS: &[Step] = &[
         version: 7,
         what: "export options",
         run: |tx| tx.execute_batch(include_str!("migrations/0007_export_options.sql")),
+    },
+    Step {
+        version: 8,
+        what: "signed export manifests",
+        run: |tx| tx.execute_batch(include_str!("migrations/0008_manifests.sql")),
     },
 ];
 

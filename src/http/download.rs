@@ -32,7 +32,18 @@ fn expired(expires: i64) -> ApiError {
     )
 }
 
+/// `GET /download/{id}`: the export file.
 pub fn download(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    serve(ctx, false)
+}
+
+/// `GET /download/{id}/manifest`: the signed manifest beside an export
+/// file that is not zipped (a zip carries its own `manifest.json`).
+pub fn manifest(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    serve(ctx, true)
+}
+
+fn serve(ctx: &mut Ctx<'_>, manifest: bool) -> Result<Reply, ApiError> {
     let id = ctx.id.clone().unwrap_or_default();
     // Only the exact form the server signs is accepted: a link whose bytes
     // differ in any way (`expires=0…`, `+…`, upper-case hex, a parameter
@@ -58,9 +69,16 @@ pub fn download(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         Err(JobError::NotFound(_)) => return Err(bad_signature()),
         Err(e) => return Err(e.into()),
     };
-    let Some(file) = job.file.clone() else {
+    let Some(mut file) = job.file.clone() else {
         return Err(bad_signature());
     };
+    if manifest {
+        if file.compressed {
+            return Err(bad_signature());
+        }
+        file.key.push_str(crate::manifest::verify::SUFFIX);
+        file.name.push_str(crate::manifest::verify::SUFFIX);
+    }
     if !ctx
         .state
         .svc
@@ -72,6 +90,24 @@ pub fn download(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     }
     if expires < now_s {
         return Err(expired(expires));
+    }
+    if manifest {
+        let rt = ctx.state.rt.clone();
+        let bytes =
+            match rt.block_on(ctx.state.storage_op().read(&file.key)) {
+                Ok(b) => b.to_vec(),
+                Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Err(ApiError::new(
+                    410,
+                    "file_pruned",
+                    "the manifest is no longer stored; GET /api/v1/manifests keeps every manifest",
+                )),
+                Err(e) => return Err(ApiError::internal(e)),
+            };
+        return Ok(super::routes::boxed(
+            tiny_http::Response::from_data(bytes)
+                .with_header(header("Content-Type", "application/json"))
+                .with_header(header("Content-Disposition", &attachment(&file.name))),
+        ));
     }
     let op = ctx.state.storage_op();
     let rt = ctx.state.rt.clone();

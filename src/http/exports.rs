@@ -71,7 +71,11 @@ pub fn estimate(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let count = crate::audit::query::count(ctx.conn, &filters)?;
     Ok(json(
         200,
-        &json!({"record_count": count, "mode": mode_for(count, ctx.state.cfg().http.sync_threshold)}),
+        &json!({
+            "record_count": count,
+            "mode": mode_for(count, ctx.state.cfg().http.sync_threshold),
+            "link_ttl_seconds": ctx.state.cfg().link_secs(),
+        }),
     ))
 }
 
@@ -178,9 +182,13 @@ fn stream(
     count: u64,
 ) -> Result<Reply, ApiError> {
     let name = crate::storage::export_file_name(filters, encoder.format, ctx.state.svc.now_ms());
+    let security: String = super::console::SECURITY_HEADERS
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Disposition: {}\r\nX-Record-Count: {count}\r\n\
-         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+         {security}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
         encoder.format.content_type(),
         attachment(&name)
     );

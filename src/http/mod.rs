@@ -4,17 +4,22 @@
 //! - [`routes`]: the route table (also the OpenAPI check), auth and roles.
 //! - [`audit_logs`]: ingest and the keyset-paginated view.
 //! - [`exports`]: estimate, sync/async exports, job status, cancel, restart.
-//! - [`download`]: signed 24 h links (`crate::links`).
+//! - [`download`]: signed 24 h links (`crate::links`), file and manifest.
+//! - [`manifests`]: the organization's manifest chain, the public keys.
 //! - [`notifications`]: the in-app notices of the caller.
 //! - [`schedules`]: the scheduled exports: list, reload, run now.
+//! - [`console`]: the web console's files and the security headers every
+//!   answer carries.
 //! - [`metrics`], [`openapi`], [`error`] (the one error mapping), [`util`].
 //!
 //! Handlers never build SQL: they call `service`, `audit`, `users`.
 
 pub mod audit_logs;
+pub mod console;
 pub mod download;
 pub mod error;
 pub mod exports;
+pub mod manifests;
 pub mod metrics;
 pub mod notifications;
 pub mod openapi;
@@ -54,6 +59,25 @@ pub struct Server {
     /// The base of links this server hands out.
     pub public_url: String,
     threads: Vec<std::thread::JoinHandle<()>>,
+    stopper: Stopper,
+}
+
+/// Stops a server's request threads: closes the listener, then queues one
+/// wake-up per thread behind the requests already received. Synchronous,
+/// so it also works while the runtime itself is being torn down.
+#[derive(Clone)]
+pub struct Stopper {
+    server: Arc<tiny_http::Server>,
+    workers: usize,
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.server.close();
+        for _ in 0..self.workers {
+            self.server.unblock();
+        }
+    }
 }
 
 impl Server {
@@ -95,21 +119,24 @@ impl Server {
                     .expect("spawn request thread")
             })
             .collect();
-        // One watcher turns the cancellation into: stop accepting now, then
-        // one wake-up per request thread (queued behind the requests
-        // already received, which are answered first).
+        // One watcher turns the cancellation into a stop.
+        let stopper = Stopper { server, workers };
+        let watcher = stopper.clone();
         rt.spawn(async move {
             shutdown.cancelled().await;
-            server.close();
-            for _ in 0..workers {
-                server.unblock();
-            }
+            watcher.stop();
         });
         Ok(Server {
             addr,
             public_url,
             threads,
+            stopper,
         })
+    }
+
+    /// What stops this server without the runtime's help.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
     }
 
     /// Waits for the request threads to finish (after shutdown).

@@ -16,6 +16,7 @@ use crate::users::{self, User};
 /// parameters.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
+    ("GET", "/api/v1/me"),
     ("GET", "/metrics"),
     ("GET", "/api/v1/openapi.json"),
     ("POST", "/api/v1/audit-logs"),
@@ -27,6 +28,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/exports/{id}"),
     ("POST", "/api/v1/exports/{id}/restart"),
     ("GET", "/download/{id}"),
+    ("GET", "/download/{id}/manifest"),
+    ("GET", "/api/v1/manifests"),
+    ("GET", "/api/v1/signing-key"),
     ("GET", "/api/v1/notifications"),
     ("POST", "/api/v1/notifications/{id}/read"),
     ("POST", "/api/v1/notifications/read-all"),
@@ -205,7 +209,11 @@ pub fn handle(state: &AppState, conn: &mut Connection, req: tiny_http::Request) 
         }
     }
     let parsed_query = super::util::parse_query(query);
-    let (reply, req) = match (route, parsed_query) {
+    let console = (method == "GET" && route.is_none())
+        .then(|| super::console::asset(&path))
+        .flatten();
+    let (mut reply, req) = match (route, parsed_query) {
+        (None, _) if console.is_some() => (console.expect("checked"), Some(req)),
         (None, _) => {
             let err = if path_known {
                 ApiError::new(
@@ -233,6 +241,9 @@ pub fn handle(state: &AppState, conn: &mut Connection, req: tiny_http::Request) 
             (reply, ctx.req)
         }
     };
+    for (name, value) in super::console::SECURITY_HEADERS {
+        reply.add_header(super::util::header(name, value));
+    }
     let status = reply.status_code().0;
     state.metrics.request(status);
     tracing::debug!(%method, %path, status, ms = started.elapsed().as_millis() as u64, "request");
@@ -251,6 +262,15 @@ fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Result<Reply, Ap
             Ok(json(200, &serde_json::json!({"status": "ok"})))
         }
         ("GET", "/metrics") => super::metrics::render(ctx),
+        ("GET", "/api/v1/me") => {
+            let u = ctx.user()?;
+            Ok(json(
+                200,
+                &serde_json::json!({"id": u.id, "name": u.name, "email": u.email, "role": u.role.as_str(),
+                    "organization_id": u.organization_id, "email_verified": u.email_verified,
+                    "can_export": u.role.can_export()}),
+            ))
+        }
         ("GET", "/api/v1/openapi.json") => Ok(json(200, &super::openapi::document())),
         ("POST", "/api/v1/audit-logs") => audit_logs::ingest(ctx),
         ("GET", "/api/v1/audit-logs") => audit_logs::view(ctx),
@@ -261,6 +281,9 @@ fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Result<Reply, Ap
         ("DELETE", "/api/v1/exports/{id}") => exports::cancel(ctx),
         ("POST", "/api/v1/exports/{id}/restart") => exports::restart(ctx),
         ("GET", "/download/{id}") => download::download(ctx),
+        ("GET", "/download/{id}/manifest") => download::manifest(ctx),
+        ("GET", "/api/v1/manifests") => super::manifests::list(ctx),
+        ("GET", "/api/v1/signing-key") => super::manifests::signing_key(ctx),
         ("GET", "/api/v1/notifications") => super::notifications::list(ctx),
         ("POST", "/api/v1/notifications/{id}/read") => super::notifications::read(ctx),
         ("POST", "/api/v1/notifications/read-all") => super::notifications::read_all(ctx),

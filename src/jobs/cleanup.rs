@@ -103,7 +103,7 @@ async fn delete_old(runner: &Arc<Runner>, now: i64, c: &mut CleanupCounts) {
         };
         for (id, key) in old {
             if let Some(key) = &key {
-                if let Err(e) = runner.storage.delete(key).await {
+                if let Err(e) = runner.storage.delete_export(key).await {
                     // Keep the row so the next pass tries again.
                     c.errors += 1;
                     tracing::error!(job_id = %id, error = %e, "clean-up: deleting the stored file failed");

@@ -90,6 +90,10 @@ pub enum JobError {
     /// it was expired or cancelled. The worker must stop at once.
     #[error("lease on job {0} was lost")]
     LeaseLost(String),
+    /// Another export of the organization completed first: the manifest
+    /// must link to it (the upload step runs again).
+    #[error("organization {0}'s manifest chain moved on; the manifest is rebuilt")]
+    ChainMoved(String),
     #[error(transparent)]
     InvalidTransition(#[from] state::InvalidTransition),
     #[error("stored job is corrupt: {0}")]

@@ -32,16 +32,21 @@ pub struct Runner {
     pub finished: Arc<Notify>,
     /// The redaction rules exports apply.
     pub redactor: Arc<crate::format::Redactor>,
+    /// The key manifests are signed with.
+    pub keys: Arc<crate::manifest::Keyring>,
 }
 
 impl Runner {
+    /// The runner of a data dir; its signing key is created at first use
+    /// (see [`crate::manifest::keys`]).
     pub fn new(
         data_dir: PathBuf,
         cfg: JobsConfig,
         batch: usize,
         storage: Storage,
         clock: Clock,
-    ) -> Runner {
+    ) -> Result<Runner, crate::manifest::keys::KeyError> {
+        let keys = crate::manifest::Keyring::load_or_create(&data_dir, &Default::default())?;
         let mut tag = [0u8; 3];
         crate::util::random_bytes(&mut tag);
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
@@ -52,7 +57,7 @@ impl Runner {
             std::process::id(),
             crate::util::hex(&tag)
         );
-        Runner {
+        Ok(Runner {
             data_dir,
             cfg,
             batch,
@@ -62,7 +67,14 @@ impl Runner {
             wake: Arc::new(Notify::new()),
             finished: Arc::new(Notify::new()),
             redactor: Arc::new(crate::format::Redactor::default()),
-        }
+            keys: Arc::new(keys),
+        })
+    }
+
+    /// Signing with this keyring (`[signing] key_file`).
+    pub fn with_keys(mut self, keys: crate::manifest::Keyring) -> Runner {
+        self.keys = Arc::new(keys);
+        self
     }
 
     /// With these redaction rules (`[redaction] keys`).
@@ -107,7 +119,7 @@ impl Runner {
     pub async fn apply_effects(&self, out: &Outcome) {
         if out.decision.effects.cleanup == Cleanup::SpoolAndFile {
             if let Some(f) = &out.orphan_file {
-                if let Err(err) = self.storage.delete(&f.key).await {
+                if let Err(err) = self.storage.delete_export(&f.key).await {
                     tracing::warn!(job_id = %out.job.id, error = %err, "cannot remove the file of a cancelled upload");
                 }
             }

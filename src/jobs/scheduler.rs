@@ -61,6 +61,10 @@ pub async fn run(runner: Arc<Runner>, shutdown: CancellationToken) {
     while running.join_next().await.is_some() {}
 }
 
+/// Rebuilds of a manifest whose chain moved before the step gives up (and
+/// retries later with backoff).
+const MAX_CHAIN_RETRIES: usize = 8;
+
 /// The step a state runs, as logs name it.
 fn step_name(state: JobState) -> &'static str {
     match state {
@@ -186,9 +190,19 @@ impl Driver {
                 })
                 .await;
             match outcome {
-                Ok(SpoolOutcome::Complete { records, bytes }) => {
+                Ok(SpoolOutcome::Complete {
+                    records,
+                    bytes,
+                    first,
+                    last,
+                }) => {
                     let patch = Patch {
-                        spool: Some(SpoolTotals { records, bytes }),
+                        spool: Some(SpoolTotals {
+                            records,
+                            bytes,
+                            first,
+                            last,
+                        }),
                         ..Patch::default()
                     };
                     job = self.transition(JobEvent::SpoolComplete, patch).await?.job;
@@ -218,25 +232,44 @@ impl Driver {
             return self.honour(flags.cancel).await;
         }
         tracing::Span::current().record("step", step_name(JobState::Uploading));
-        // Uploading: keep the lease alive (and watch for cancel) while storing.
-        let result = tokio::select! {
-            r = upload::run(&job, &self.runner) => r,
-            hb = self.heartbeat() => return match hb {
-                Ok(cancel) => self.honour(cancel).await,
-                Err(e) => Err(e),
-            },
-        };
-        match result {
-            Ok(file) => {
-                let patch = Patch {
-                    record_count: Some(job.exported_count),
-                    file: Some(file),
-                    ..Patch::default()
-                };
-                Ok(self.transition(JobEvent::Stored, patch).await?.job.state)
+        // Another export of the organization may complete between building
+        // the manifest and recording it: then the manifest is rebuilt as
+        // the next link and stored again (a handful of times at most).
+        for _ in 0..MAX_CHAIN_RETRIES {
+            // Keep the lease alive (and watch for cancel) while storing.
+            let result = tokio::select! {
+                r = upload::run(&job, &self.runner) => r,
+                hb = self.heartbeat() => return match hb {
+                    Ok(cancel) => self.honour(cancel).await,
+                    Err(e) => Err(e),
+                },
+            };
+            let up = match result {
+                Ok(up) => up,
+                Err(e) => return self.fail(&job, e).await,
+            };
+            let patch = Patch {
+                record_count: Some(job.exported_count),
+                file: Some(up.file),
+                manifest: Some(up.manifest),
+                ..Patch::default()
+            };
+            match self.transition(JobEvent::Stored, patch).await {
+                Ok(out) => return Ok(out.job.state),
+                Err(JobError::ChainMoved(org)) => {
+                    tracing::info!(%org, "another export completed first; rebuilding the manifest");
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => self.fail(&job, e).await,
         }
+        self.fail(
+            &job,
+            StepError::retryable(
+                "manifest_chain_busy",
+                "the organization's manifest chain kept moving",
+            ),
+        )
+        .await
     }
 
     /// Renews the lease every third of its length while a step runs;

@@ -273,10 +273,10 @@ impl Schedules {
             if let Err(e) = tokio::task::spawn_blocking(move || me.run_once(now)).await {
                 tracing::error!(error = %e, "schedule pass panicked");
             }
-            let wake_at = self
-                .next_fire(clock.now_ms())
-                .unwrap_or(i64::MAX)
-                .min(clock.now_ms() + 60_000);
+            // The next fire after the instant this pass covered, not after
+            // a fresh "now": a fire falling due while the pass ran must wake
+            // us at once, not a minute later.
+            let wake_at = self.next_fire(now).unwrap_or(i64::MAX).min(now + 60_000);
             tokio::select! {
                 _ = clock.sleep_until(wake_at) => {}
                 _ = self.reloaded.notified() => {}

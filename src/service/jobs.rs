@@ -129,6 +129,11 @@ impl Service {
             "state": j.state.as_str(),
             "format": j.format.as_str(),
             "filters": j.filters_value(),
+            "requester": j.requester,
+            "recipients": j.recipients,
+            // Known before completion, so a client can say "the link will
+            // work for 24 hours" while the job runs.
+            "link_ttl_seconds": self.cfg.link_secs(),
             "progress": {"exported": j.exported_count, "estimated": j.estimated_count},
             "attempt": j.attempt,
             "max_attempts": j.max_attempts,
@@ -150,10 +155,17 @@ impl Service {
                 "manual": j.fire_time.is_none(),
             });
         }
-        if let (Some(f), Some(link)) = (&j.file, self.download_link(j)) {
+        if let (Some(f), Some(link), Some(done)) = (&j.file, self.download_link(j), j.completed_at)
+        {
             v["file"] = json!({"name": f.name, "size": f.size, "sha256": f.sha256, "compressed": f.compressed});
             v["download_url"] = json!(link.url);
             v["expires_at"] = json!(link.expires_at());
+            // The signed manifest: inside the zip, or its own link.
+            v["manifest"] = if f.compressed {
+                json!({"in_zip": crate::manifest::verify::IN_ZIP, "url": null})
+            } else {
+                json!({"in_zip": null, "url": self.links.for_manifest(&j.id, &f.key, done).url})
+            };
         }
         v
     }

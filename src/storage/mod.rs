@@ -199,6 +199,23 @@ impl Storage {
         Ok(())
     }
 
+    /// Stores `bytes` at `key` (small objects: manifests).
+    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        if let Some(msg) = self.fault.as_ref().and_then(|f| f(key)) {
+            return Err(StorageError::Injected(msg));
+        }
+        self.op.write(key, bytes).await?;
+        Ok(())
+    }
+
+    /// Deletes an export file and the manifest stored beside it.
+    pub async fn delete_export(&self, key: &str) -> Result<(), StorageError> {
+        self.op
+            .delete(&format!("{key}{}", crate::manifest::verify::SUFFIX))
+            .await?;
+        self.delete(key).await
+    }
+
     /// Reads a whole object (tests, small files).
     pub async fn read(&self, key: &str) -> Result<Vec<u8>, StorageError> {
         Ok(self.op.read(key).await?.to_vec())

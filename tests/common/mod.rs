@@ -10,6 +10,25 @@ use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_audit-export");
 
+/// Whether an outside tool the test needs is here (`check`: a shell
+/// command that succeeds when it is). Missing under `CI=true`: a panic
+/// naming `what`, since CI must install it; missing locally: `false`, and
+/// the test says it skipped.
+#[allow(dead_code)]
+pub fn have_tool(check: &str, what: &str) -> bool {
+    let ok = Command::new("sh")
+        .args(["-c", check])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{what} is required in CI (scripts/test.sh installs it)");
+        }
+        eprintln!("SKIPPED: {what} missing; run scripts/test.sh to install it");
+    }
+    ok
+}
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/audit_events.jsonl")
 }

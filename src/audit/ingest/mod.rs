@@ -138,6 +138,31 @@ pub struct IngestOptions {
     pub skip_invalid: bool,
 }
 
+/// Counts the elements of one top-level JSON array read from `r` (what
+/// `export --format json` writes), one element in memory at a time;
+/// `broken` is set when the array is malformed.
+pub fn count_array_elements(
+    r: impl BufRead,
+    n: &mut u64,
+    broken: &mut bool,
+) -> std::io::Result<()> {
+    let res = for_each_array_element(r, |_, element| {
+        match element {
+            Ok(_) => *n += 1,
+            Err(_) => *broken = true,
+        }
+        Ok(())
+    });
+    match res {
+        Ok(()) => Ok(()),
+        Err(ArrayError::Io(e)) => Err(e),
+        Err(ArrayError::Stop(_)) => {
+            *broken = true;
+            Ok(())
+        }
+    }
+}
+
 /// Calls `f(line, parsed)` for every event of a file, in order.
 fn for_each_event(
     path: &Path,

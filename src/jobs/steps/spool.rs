@@ -23,7 +23,7 @@ use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 
 use super::{job_filters, spool_file, StepError};
-use crate::audit::query::Scan;
+use crate::audit::query::{Cursor, Scan};
 use crate::jobs::store::{self, Checkpoint, Lease};
 use crate::jobs::{spool_dir, Job, Runner};
 use crate::stream::Pages;
@@ -35,6 +35,8 @@ pub enum SpoolOutcome {
     Complete {
         records: u64,
         bytes: u64,
+        first: Option<Cursor>,
+        last: Option<Cursor>,
     },
     /// Nothing matched; no spool kept.
     NoRecords,
@@ -130,6 +132,8 @@ impl SpoolStep<'_> {
         file.seek(SeekFrom::Start(len))?;
         let scan = Scan::new(&filters, runner.batch).resume_after(checkpoint);
         let mut pages = Pages::new(scan, encoder, done);
+        // A resumed run's first row is the one its predecessor recorded.
+        let earlier_first = checkpoint.and(job.first);
 
         // Checkpoint pacing is about disk bandwidth, so it is measured in
         // real time, not on the engine's clock.
@@ -154,13 +158,13 @@ impl SpoolStep<'_> {
             len += buf.len() as u64;
             buf.clear();
             if len - durable_len >= cfg.checkpoint_bytes || last_cp.elapsed() >= interval {
-                self.sync_and_checkpoint(&file, lease, &pages, len)?;
+                self.sync_and_checkpoint(&file, lease, &pages, earlier_first, len)?;
                 durable_len = len;
                 last_cp = Instant::now();
             }
             if self.shutdown.is_cancelled() {
                 if durable_len < len {
-                    self.sync_and_checkpoint(&file, lease, &pages, len)?;
+                    self.sync_and_checkpoint(&file, lease, &pages, earlier_first, len)?;
                 }
                 return Ok(SpoolOutcome::Interrupted);
             }
@@ -188,6 +192,8 @@ impl SpoolStep<'_> {
         Ok(SpoolOutcome::Complete {
             records,
             bytes: len,
+            first: earlier_first.or(pages.first()),
+            last: pages.cursor(),
         })
     }
 
@@ -196,11 +202,13 @@ impl SpoolStep<'_> {
         file: &File,
         lease: &Lease,
         pages: &Pages,
+        earlier_first: Option<Cursor>,
         len: u64,
     ) -> Result<(), StepError> {
         file.sync_data()?;
         let cp = Checkpoint {
             cursor: pages.cursor(),
+            first: earlier_first.or(pages.first()),
             exported_count: pages.records(),
             spool_bytes: len,
         };

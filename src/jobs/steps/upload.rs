@@ -1,5 +1,7 @@
 //! The uploading step: (optionally) zip the spool deterministically, then
-//! stream it to storage at `<org>/<job-id>/<file-name>`, hashing on the way.
+//! stream it to storage at `<org>/<job-id>/<file-name>`, hashing on the way,
+//! with its signed manifest (inside the zip as `manifest.json`, else beside
+//! the file as `<file-name>.manifest.json`).
 //!
 //! Re-running the step after a crash rebuilds the same zip from the same
 //! spool and overwrites the same key, so the stored bytes do not depend on
@@ -8,9 +10,14 @@
 //! returns; the spool stays for the retry (the scheduler removes it when the
 //! job reaches a final state), so nothing can block or leak.
 
+use std::sync::Arc;
+
 use super::{job_filters, spool_file, StepError};
 use crate::jobs::store::StoredFile;
 use crate::jobs::{Compress, Job, Runner};
+use crate::manifest::document::{EventRef, FileRef, Manifest, Options, Previous};
+use crate::manifest::verify::{IN_ZIP, SUFFIX};
+use crate::manifest::Signed;
 use crate::storage::{export_file_name, safe_component, zip_file};
 
 /// The stored file name of a job (see [`export_file_name`]).
@@ -33,8 +40,68 @@ pub fn should_compress(policy: Compress, bytes: u64, threshold: u64) -> bool {
     }
 }
 
+/// What the step stored: the file, and its signed manifest.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub file: StoredFile,
+    pub manifest: Signed,
+}
+
+/// Builds the manifest of `job`'s data with digest `sha256`/`size`, as the
+/// next link of its organization's chain (`latest`: the chain's end now;
+/// the final transition checks it still is). Every field comes from the
+/// job, so a resumed upload signs the same bytes.
+fn build_manifest(
+    job: &Job,
+    runner: &Runner,
+    latest: Option<(u64, String)>,
+    file: FileRef,
+    compressed: bool,
+) -> Result<Signed, StepError> {
+    let filters = job_filters(job)?;
+    let o = &job.options;
+    let event = |c: Option<crate::audit::query::Cursor>| {
+        c.map(|c| EventRef {
+            id: c.id,
+            occurred_at: crate::time::format_rfc3339_ms(c.occurred_at),
+        })
+    };
+    let manifest = Manifest {
+        version: crate::manifest::document::VERSION,
+        engine: format!("audit-export {}", env!("CARGO_PKG_VERSION")),
+        organization: job.organization_id.clone(),
+        job_id: job.id.clone(),
+        requester: job.requester.clone(),
+        format: job.format.as_str().into(),
+        options: Options {
+            bom: o.csv.bom,
+            formula_guard: o.csv.formula_guard,
+            profile: o.csv.profile.as_str().into(),
+            fields: o
+                .csv
+                .fields
+                .map(|f| f.names().into_iter().map(String::from).collect()),
+            timezone: o.timezone.clone(),
+            redacted: o.redact.0,
+            compressed,
+        },
+        filters: job.filters_value(),
+        filter_hash: filters.hash(),
+        // The request time: a resumed job must sign the same bytes.
+        generated_at: crate::time::format_rfc3339_ms(job.created_at),
+        record_count: job.exported_count,
+        first: event(job.first),
+        last: event(job.checkpoint),
+        file,
+        sequence: latest.as_ref().map_or(1, |(s, _)| s + 1),
+        previous: latest.map(|(sequence, sha256)| Previous { sequence, sha256 }),
+        key_id: runner.keys.active_id().to_string(),
+    };
+    Ok(manifest.sign(&runner.keys))
+}
+
 /// Runs the step and returns what was stored.
-pub async fn run(job: &Job, runner: &Runner) -> Result<StoredFile, StepError> {
+pub async fn run(job: &Job, runner: &Arc<Runner>) -> Result<Uploaded, StepError> {
     let (cfg, storage) = (&runner.cfg, &runner.storage);
     let spool = spool_file(&runner.data_dir, job);
     // Exactly the recorded length is stored, whatever else is on disk.
@@ -51,37 +118,85 @@ pub async fn run(job: &Job, runner: &Runner) -> Result<StoredFile, StepError> {
         job.id,
         name
     );
-    let source = if compressed {
+    let org = job.organization_id.clone();
+    let latest = runner
+        .on_db(move |c| Ok(crate::manifest::store::latest(c, &org)?))
+        .await?;
+    let (put, manifest) = if compressed {
         let zipped = spool.with_file_name(&name);
-        let (src, dst, entry, mtime) = (
-            spool.clone(),
-            zipped.clone(),
-            file_name(job, false)?,
-            job.created_at,
-        );
-        tokio::task::spawn_blocking(move || zip_file(&src, bytes, &dst, &entry, mtime))
-            .await
-            .map_err(|e| StepError::retryable("zip_failed", e))??;
-        zipped
+        let entry = file_name(job, false)?;
+        let (src, dst, mtime) = (spool.clone(), zipped.clone(), job.created_at);
+        let (j, r, zip_name, entry_name) =
+            (job.clone(), runner.clone(), name.clone(), entry.clone());
+        let signed = tokio::task::spawn_blocking(move || {
+            let mut signed = None;
+            zip_file(&src, bytes, &dst, &entry, mtime, |d| {
+                let file = FileRef {
+                    name: zip_name,
+                    entry: Some(entry_name),
+                    sha256: d.sha256.clone(),
+                    size: d.size,
+                };
+                let s = build_manifest(&j, &r, latest, file, true).ok()?;
+                let doc = s.document().into_bytes();
+                signed = Some(s);
+                Some((IN_ZIP.to_string(), doc))
+            })?;
+            Ok::<_, std::io::Error>(signed)
+        })
+        .await
+        .map_err(|e| StepError::retryable("zip_failed", e))??;
+        let signed = match signed {
+            Some(s) => s,
+            // Only a filter that no longer parses gets here.
+            None => {
+                return Err(job_filters(job).err().unwrap_or(StepError::Fatal {
+                    code: "manifest_failed",
+                    message: "the manifest could not be built".into(),
+                }))
+            }
+        };
+        (storage.put_file(&key, &zipped, u64::MAX).await?, signed)
     } else {
-        spool
+        let put = storage.put_file(&key, &spool, bytes).await?;
+        let file = FileRef {
+            name: name.clone(),
+            entry: None,
+            sha256: put.sha256.clone(),
+            size: put.size,
+        };
+        let signed = build_manifest(job, runner, latest, file, false)?;
+        storage
+            .put_bytes(&format!("{key}{SUFFIX}"), signed.document().into_bytes())
+            .await?;
+        (put, signed)
     };
-    let limit = if compressed { u64::MAX } else { bytes };
-    let put = storage.put_file(&key, &source, limit).await?;
     if let Some(archive) = &job.archive_key {
-        // The archive copy is the stored file itself (zipped when it is).
+        // The archive copy is the stored file itself (zipped when it is),
+        // with its manifest beside it when it is not zipped.
         let archive = if compressed && !archive.ends_with(".zip") {
             format!("{archive}.zip")
         } else {
             archive.clone()
         };
         storage.copy(&key, &archive).await?;
+        if !compressed {
+            storage
+                .put_bytes(
+                    &format!("{archive}{SUFFIX}"),
+                    manifest.document().into_bytes(),
+                )
+                .await?;
+        }
     }
-    Ok(StoredFile {
-        key,
-        name,
-        size: put.size,
-        sha256: put.sha256,
-        compressed,
+    Ok(Uploaded {
+        file: StoredFile {
+            key,
+            name,
+            size: put.size,
+            sha256: put.sha256,
+            compressed,
+        },
+        manifest,
     })
 }

@@ -68,7 +68,7 @@ pub fn create_in(
     max_in_progress: Option<u32>,
     now: i64,
 ) -> Result<CreateOutcome, JobError> {
-    let hash = new.filters.hash();
+    let hash = identity(new);
     // An identical job in progress wins over the limit: asking twice for the
     // same export is a duplicate, not "too many".
     let existing: Option<String> = tx
@@ -152,6 +152,28 @@ pub fn create_in(
     }
     record_transition(tx, &id, None, JobState::Exporting, "create", None, now)?;
     Ok(CreateOutcome::Created(get(tx, &id)?))
+}
+
+/// The job's identity for duplicate detection (`export_jobs.filter_hash`):
+/// the filters' hash, mixed with the export options when they are not the
+/// defaults, so a readable and a raw CSV of the same events are two
+/// exports, while a job queued by an older release (always default
+/// options) still matches its identical request.
+pub fn identity(new: &NewJob) -> String {
+    let base = new.filters.hash();
+    if new.options == ExportOptions::default() {
+        return base;
+    }
+    let o = &new.options;
+    crate::util::sha256_hex(
+        format!(
+            "{base}\n{}\nbom={}\nguard={}",
+            o.to_json(),
+            o.csv.bom,
+            o.csv.formula_guard
+        )
+        .as_bytes(),
+    )
 }
 
 fn duplicate(job: &Job) -> JobError {

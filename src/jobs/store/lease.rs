@@ -60,6 +60,8 @@ pub fn claim(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checkpoint {
     pub cursor: Option<Cursor>,
+    /// The first row of the spool (kept once recorded).
+    pub first: Option<Cursor>,
     pub exported_count: u64,
     pub spool_bytes: u64,
 }
@@ -83,7 +85,8 @@ pub fn checkpoint(
     let flags = conn
         .prepare_cached(
             "UPDATE export_jobs SET last_occurred_at = ?3, last_id = ?4, exported_count = ?5, \
-             spool_bytes = ?6, lease_expires_at = ?7 + ?8, updated_at = ?7 \
+             spool_bytes = ?6, lease_expires_at = ?7 + ?8, updated_at = ?7, \
+             first_occurred_at = ?9, first_id = ?10 \
              WHERE id = ?1 AND lease_token = ?2 AND state = 'exporting' \
              RETURNING cancel_requested, restart_requested",
         )?
@@ -96,7 +99,9 @@ pub fn checkpoint(
                 cp.exported_count,
                 cp.spool_bytes,
                 now,
-                lease_ms
+                lease_ms,
+                cp.first.map(|c| c.occurred_at),
+                cp.first.map(|c| c.id)
             ],
             flags_from_row,
         )

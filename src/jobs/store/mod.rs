@@ -55,6 +55,8 @@ pub struct Job {
     pub lease_expires_at: Option<i64>,
     /// The last row durably in the spool.
     pub checkpoint: Option<Cursor>,
+    /// The first row written to the spool.
+    pub first: Option<Cursor>,
     pub exported_count: u64,
     pub spool_bytes: u64,
     pub estimated_count: Option<u64>,
@@ -132,6 +134,13 @@ impl Job {
             lease_token: r.get("lease_token")?,
             lease_expires_at: r.get("lease_expires_at")?,
             checkpoint: match (last_at, last_id) {
+                (Some(occurred_at), Some(id)) => Some(Cursor { occurred_at, id }),
+                _ => None,
+            },
+            first: match (
+                r.get::<_, Option<i64>>("first_occurred_at")?,
+                r.get::<_, Option<i64>>("first_id")?,
+            ) {
                 (Some(occurred_at), Some(id)) => Some(Cursor { occurred_at, id }),
                 _ => None,
             },

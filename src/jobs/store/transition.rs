@@ -5,6 +5,7 @@
 use rusqlite::{params, Connection, Transaction};
 
 use super::{get, record_transition, Job, Lease};
+use crate::audit::query::Cursor;
 use crate::jobs::state::{decide, with_pending_request, Decision, JobEvent, JobState};
 use crate::jobs::JobError;
 
@@ -37,6 +38,9 @@ pub struct StoredFile {
 pub struct SpoolTotals {
     pub records: u64,
     pub bytes: u64,
+    /// The first and last rows written.
+    pub first: Option<Cursor>,
+    pub last: Option<Cursor>,
 }
 
 /// Why a job failed, was retried, cancelled or expired.
@@ -62,6 +66,9 @@ pub struct Patch {
     pub spool: Option<SpoolTotals>,
     pub record_count: Option<u64>,
     pub file: Option<StoredFile>,
+    /// The signed manifest of the stored file (uploading → completed):
+    /// inserted only as the next link of its organization's chain.
+    pub manifest: Option<crate::manifest::Signed>,
     /// Failures, retries, expiry (a cancel writes its own).
     pub error: Option<ErrorInfo>,
     /// Delay before the next attempt, for a retry decision.
@@ -129,7 +136,14 @@ pub fn apply(
     } else {
         match decision.to {
             JobState::Uploading => w.uploading(patch.spool)?,
-            JobState::Completed => w.completed(patch.record_count, patch.file.as_ref())?,
+            JobState::Completed => {
+                if let (JobEvent::Stored, Some(m)) = (event, &patch.manifest) {
+                    if !crate::manifest::store::insert_if_next(&tx, m, id, now)? {
+                        return Err(JobError::ChainMoved(m.manifest.organization.clone()));
+                    }
+                }
+                w.completed(patch.record_count, patch.file.as_ref())?
+            }
             JobState::Failed | JobState::Expired => w.finished(decision.to, error.as_ref())?,
             JobState::Exporting => {
                 unreachable!("only restart and retry stay in or return to exporting")
@@ -210,7 +224,8 @@ impl Write<'_> {
         self.tx.execute(
             &format!(
                 "UPDATE export_jobs SET state = 'exporting', attempt = 1, next_attempt_at = ?4, \
-                 last_occurred_at = NULL, last_id = NULL, exported_count = 0, spool_bytes = 0, \
+                 last_occurred_at = NULL, last_id = NULL, first_occurred_at = NULL, first_id = NULL, \
+                 exported_count = 0, spool_bytes = 0, \
                  restart_requested = 0, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, \
                  error_code = NULL, error_message = NULL, updated_at = ?4 {GUARD}"
             ),
@@ -229,11 +244,14 @@ impl Write<'_> {
         let t = spool.unwrap_or(SpoolTotals {
             records: self.job.exported_count,
             bytes: self.job.spool_bytes,
+            first: self.job.first,
+            last: self.job.checkpoint,
         });
         self.tx.execute(
             &format!(
                 "UPDATE export_jobs SET state = 'uploading', exported_count = ?4, spool_bytes = ?5, \
-                 record_count = ?4, error_code = NULL, error_message = NULL, updated_at = ?6 {GUARD}"
+                 record_count = ?4, error_code = NULL, error_message = NULL, updated_at = ?6, \
+                 first_occurred_at = ?7, first_id = ?8, last_occurred_at = ?9, last_id = ?10 {GUARD}"
             ),
             params![
                 self.job.id,
@@ -241,7 +259,11 @@ impl Write<'_> {
                 self.lease_token,
                 t.records,
                 t.bytes,
-                self.now
+                self.now,
+                t.first.map(|c| c.occurred_at),
+                t.first.map(|c| c.id),
+                t.last.map(|c| c.occurred_at),
+                t.last.map(|c| c.id)
             ],
         )
     }
