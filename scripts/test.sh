@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it. Installs what the tests need when it
 # is missing (sqlite3 for independent checks, moto as a real S3, aiosmtpd as
-# a real SMTP server, LibreOffice Calc and openpyxl to open CSV exports as
-# spreadsheets, Node and Chromium with playwright-core and axe-core for the
-# web console), then runs formatting, lints and every test.
+# a real SMTP server, the Python MCP SDK as a real MCP client, LibreOffice
+# Calc and openpyxl to open CSV exports as spreadsheets, Node and Chromium
+# with playwright-core and axe-core for the web console), then runs
+# formatting, lints and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,8 @@ if ! command -v moto_server >/dev/null || ! python3 -c 'import moto.server, flas
 fi
 python3 -c 'import aiosmtpd' 2>/dev/null || pip_install aiosmtpd
 python3 -c 'import openpyxl' 2>/dev/null || pip_install openpyxl
+# The official MCP client (2.x) drives the MCP server in tests/mcp.rs.
+python3 -c 'import mcp' 2>/dev/null || pip_install 'mcp>=2,<3'
 export PATH="$HOME/.local/bin:$PATH"
 
 # playwright-core and axe-core at the versions package-lock.json pins.

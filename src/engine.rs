@@ -374,14 +374,8 @@ impl Engine {
     /// Waits (polling every 50 ms of real time) until job `id` is no longer
     /// in progress, or `timeout` passes; returns the job as last read.
     pub async fn wait_for_job(&self, id: &str, timeout: Duration) -> Result<Job, ServiceError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let job = self.job(id)?;
-            if !job.state.in_progress() || tokio::time::Instant::now() >= deadline {
-                return Ok(job);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let who = Requester::System("host".into());
+        self.svc.wait_for_job(&who, id, timeout).await
     }
 
     /// Where a completed job's file is on local disk (`fs` storage).

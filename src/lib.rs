@@ -46,6 +46,7 @@ pub mod http;
 pub mod jobs;
 pub mod links;
 pub mod manifest;
+pub mod mcp;
 pub mod notify;
 pub mod schedules;
 pub mod service;

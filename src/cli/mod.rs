@@ -9,6 +9,7 @@ mod admin;
 mod export;
 mod ingest;
 mod jobs;
+mod mcp;
 mod progress;
 mod schedules;
 mod seed;
@@ -199,6 +200,9 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Show or rotate the manifest signing keys.
     Keys(verify::KeysArgs),
+    /// Serve MCP tools (search, exports) on stdio for the user whose API
+    /// token is in AUDIT_EXPORT_TOKEN.
+    Mcp(mcp::McpArgs),
 }
 
 /// Parses the command line, runs it, and returns the process exit code.
@@ -233,6 +237,7 @@ pub fn main() -> ExitCode {
             Command::Restore(a) => admin::restore(&cli, a),
             Command::Schedules(a) => schedules::run(&cli, &cfg, a),
             Command::Keys(a) => verify::keys(&cli, a),
+            Command::Mcp(a) => mcp::run(&cli, &cfg, a),
             Command::Config(_) | Command::Verify(_) => unreachable!("handled above"),
         });
     finish(result)

@@ -7,9 +7,7 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::routes::{boxed, json, Ctx, Reply};
 use super::util::header;
-use crate::audit::query::{Cursor, Scan};
 use crate::filters::FilterInput;
-use crate::format::{Encoder, ExportOptions, Format};
 use crate::users::Role;
 
 /// Most errors listed in one 422 answer.
@@ -114,10 +112,7 @@ pub fn ingest(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
 
 pub fn view(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.user()?;
-    let mut input = FilterInput {
-        organization: Some(user.organization_id.clone()),
-        ..Default::default()
-    };
+    let mut input = FilterInput::default();
     let mut cursor = None;
     let mut limit = 100usize;
     let mut seen = std::collections::HashSet::new();
@@ -144,7 +139,7 @@ pub fn view(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
                         ApiError::bad_request("invalid_limit", "limit must be 1..1000")
                     })?
             }
-            "cursor" => cursor = Some(parse_cursor(v)?),
+            "cursor" => cursor = Some(v.clone()),
             other => {
                 return Err(ApiError::bad_request(
                     "unknown_parameter",
@@ -153,46 +148,18 @@ pub fn view(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             }
         }
     }
-    let filters = input.validate(&ctx.state.cfg().limits())?;
-    let mut scan = Scan::new(&filters, limit).resume_after(cursor);
-    // Redacted as exports are.
-    let mut enc = Encoder::with(
-        Format::Json,
-        ExportOptions::default(),
-        ctx.state.svc.runner.redactor.clone(),
-        Default::default(),
-    );
-    let mut buf = Vec::new();
-    enc.header(&mut buf);
-    let mut n = 0u64;
-    scan.next_page::<rusqlite::Error>(ctx.conn, |r| {
-        enc.record(&mut buf, r, n);
-        n += 1;
-        Ok(())
-    })?;
-    enc.footer(&mut buf, n);
-    let next = (n as usize == limit)
-        .then(|| scan.cursor().map(|c| format!("{}_{}", c.occurred_at, c.id)))
-        .flatten();
+    let page = ctx.state.svc.search(
+        ctx.conn,
+        &crate::users::Requester::User(user),
+        input,
+        limit,
+        cursor.as_deref(),
+    )?;
     let mut body = b"{\"data\":".to_vec();
-    body.extend_from_slice(buf.trim_ascii_end());
-    body.extend_from_slice(format!(",\"next_cursor\":{}}}", json!(next)).as_bytes());
+    body.extend_from_slice(&page.json);
+    body.extend_from_slice(format!(",\"next_cursor\":{}}}", json!(page.next_cursor)).as_bytes());
     Ok(boxed(
         tiny_http::Response::from_data(body)
             .with_header(header("Content-Type", "application/json")),
     ))
-}
-
-fn parse_cursor(s: &str) -> Result<Cursor, ApiError> {
-    let bad = || {
-        ApiError::bad_request(
-            "invalid_cursor",
-            "cursor must be a next_cursor value from a previous page",
-        )
-    };
-    let (a, b) = s.split_once('_').ok_or_else(bad)?;
-    Ok(Cursor {
-        occurred_at: a.parse().map_err(|_| bad())?,
-        id: b.parse().map_err(|_| bad())?,
-    })
 }

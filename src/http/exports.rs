@@ -19,8 +19,8 @@ use crate::users::Requester;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EstimateRequest {
-    filters: FilterInput,
+pub(crate) struct EstimateRequest {
+    pub filters: FilterInput,
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,9 +39,11 @@ enum OneOrMany {
     Many(Vec<String>),
 }
 
+/// The body of `POST /api/v1/exports`, also the arguments of MCP's
+/// `create_export`: one schema for both surfaces.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ExportBody {
+pub(crate) struct ExportBody {
     format: String,
     filters: FilterInput,
     csv: Option<CsvRequest>,
@@ -52,7 +54,58 @@ struct ExportBody {
     redact: Option<bool>,
 }
 
-fn mode_for(count: u64, threshold: u64) -> &'static str {
+/// How an export is answered: `auto` picks by size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Auto,
+    Sync,
+    Async,
+}
+
+impl ExportBody {
+    /// The service request this body asks for, and its mode.
+    pub(crate) fn into_request(
+        self,
+        user: crate::users::User,
+    ) -> Result<(ExportRequest, Mode), ApiError> {
+        let r = self;
+        let format = Format::parse_lenient(&r.format).map_err(|e| {
+            ApiError::bad_request("invalid_format", e.to_string()).with(json!({"field": "format"}))
+        })?;
+        let mode = match r.mode.as_deref().unwrap_or("auto") {
+            "auto" => Mode::Auto,
+            "sync" => Mode::Sync,
+            "async" => Mode::Async,
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_mode",
+                    format!("mode {other:?}: expected auto, sync or async"),
+                )
+                .with(json!({"field": "mode"})))
+            }
+        };
+        if r.csv.is_some() && format != Format::Csv {
+            return Err(ApiError::bad_request(
+                "invalid_csv_options",
+                "csv options apply to format csv only",
+            )
+            .with(json!({"field": "csv"})));
+        }
+        let options = options(r.csv.as_ref(), r.timezone, r.redact)?;
+        let request = ExportRequest {
+            options,
+            email_to: r.email_to.map(|e| match e {
+                OneOrMany::One(s) => vec![s],
+                OneOrMany::Many(v) => v,
+            }),
+            restart: r.restart.unwrap_or(false),
+            ..ExportRequest::new(Requester::User(user), r.filters, format)
+        };
+        Ok((request, mode))
+    }
+}
+
+pub(crate) fn mode_for(count: u64, threshold: u64) -> &'static str {
     if count < threshold {
         "sync"
     } else {
@@ -113,43 +166,18 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let state = ctx.state;
     let svc = &state.svc;
     let body = ctx.body(state.cfg().http.max_body_bytes)?;
-    let r: ExportBody = json_body(&body)?;
-    let format = Format::parse_lenient(&r.format)
-        .map_err(|e| ApiError::bad_request("invalid_format", e.to_string()))?;
-    let mode = r.mode.as_deref().unwrap_or("auto");
-    if !matches!(mode, "auto" | "sync" | "async") {
-        return Err(ApiError::bad_request(
-            "invalid_mode",
-            format!("mode {mode:?}: expected auto, sync or async"),
-        ));
-    }
-    if r.csv.is_some() && format != Format::Csv {
-        return Err(ApiError::bad_request(
-            "invalid_csv_options",
-            "csv options apply to format csv only",
-        ));
-    }
-    let options = options(r.csv.as_ref(), r.timezone, r.redact)?;
-    let request = ExportRequest {
-        options,
-        email_to: r.email_to.map(|e| match e {
-            OneOrMany::One(s) => vec![s],
-            OneOrMany::Many(v) => v,
-        }),
-        restart: r.restart.unwrap_or(false),
-        ..ExportRequest::new(Requester::User(user), r.filters, format)
-    };
+    let (request, mode) = json_body::<ExportBody>(&body)?.into_request(user)?;
     let prepared = svc.prepare_export(ctx.conn, request)?;
     let count = prepared.count;
     let sync = match mode {
-        "sync" => true,
-        "async" => false,
-        _ => count < state.cfg().http.sync_threshold,
+        Mode::Sync => true,
+        Mode::Async => false,
+        Mode::Auto => count < state.cfg().http.sync_threshold,
     };
     // Nothing matches: answered at once, unless the caller asked for a
     // background job, which then ends `completed` without a file and
     // notifies "no results" (in-app and by e-mail) like any other job.
-    if sync || (count == 0 && mode != "async") {
+    if sync || (count == 0 && mode != Mode::Async) {
         // Answered in this response: no job, so the filter hash names the export.
         svc.audit_export(ctx.conn, &prepared, None, &ctx.client)?;
         if count == 0 {

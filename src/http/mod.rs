@@ -20,6 +20,7 @@ pub mod download;
 pub mod error;
 pub mod exports;
 pub mod manifests;
+pub mod mcp;
 pub mod metrics;
 pub mod notifications;
 pub mod openapi;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub schedules: Arc<crate::schedules::Schedules>,
     pub rt: tokio::runtime::Handle,
     pub metrics: metrics::Metrics,
+    /// `POST /mcp`.
+    pub mcp: crate::mcp::http::McpEndpoint,
 }
 
 impl AppState {
@@ -104,11 +107,17 @@ impl Server {
             .unwrap_or_else(|| format!("http://{addr}"));
         let server = Arc::new(server);
         let workers = svc.cfg.http.workers.max(1);
+        let mcp = crate::mcp::http::McpEndpoint::new(
+            svc.clone(),
+            svc.cfg.http.max_body_bytes as usize,
+            shutdown.clone(),
+        );
         let state = Arc::new(AppState {
             svc,
             schedules,
             rt: rt.clone(),
             metrics: metrics::Metrics::default(),
+            mcp,
         });
         let threads = (0..workers)
             .map(|i| {

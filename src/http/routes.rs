@@ -37,6 +37,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/schedules"),
     ("POST", "/api/v1/schedules/reload"),
     ("POST", "/api/v1/schedules/{name}/run"),
+    ("POST", "/mcp"),
 ];
 
 /// What a handler returns: a response of any body type, boxed.
@@ -290,6 +291,7 @@ fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Result<Reply, Ap
         ("GET", "/api/v1/schedules") => super::schedules::list(ctx),
         ("POST", "/api/v1/schedules/reload") => super::schedules::reload(ctx),
         ("POST", "/api/v1/schedules/{name}/run") => super::schedules::run(ctx),
+        ("POST", "/mcp") => super::mcp::post(ctx),
         _ => Err(ApiError::not_found()),
     }
 }

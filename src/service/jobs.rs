@@ -35,6 +35,28 @@ impl Service {
         Ok(job)
     }
 
+    /// Job `id` (as `who` sees it) once it has left the in-progress states,
+    /// or as it stands when `timeout` has passed. Polls a connection of its
+    /// own, so it may run on any task.
+    pub async fn wait_for_job(
+        &self,
+        who: &Requester,
+        id: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Job, ServiceError> {
+        let conn = self.connect()?;
+        // Real time, not the engine clock: this is a caller's patience, not
+        // a business rule.
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let job = self.visible_job(&conn, who, id)?;
+            if !job.state.in_progress() || tokio::time::Instant::now() >= deadline {
+                return Ok(job);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+
     /// The jobs `who` may see, newest first (a system requester: every
     /// organization's, or `org`'s).
     pub fn list_jobs(

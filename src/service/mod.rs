@@ -12,6 +12,7 @@
 mod exports;
 mod ingest;
 mod jobs;
+mod search;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 
 pub use exports::{ExportRequest, Prepared};
+pub use search::Page;
 
 use crate::audit::trail::{Actor, Client, OwnEvent};
 use crate::config::Config;
