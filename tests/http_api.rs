@@ -686,11 +686,11 @@ fn email_to_must_be_a_verified_colleague_or_an_allowed_domain() {
 }
 
 #[test]
-fn a_sync_export_failing_midway_is_cut_not_terminated() {
+fn a_sync_export_failing_midway_answers_an_error_never_a_partial_file() {
     let env = Env::new();
     env.ingest_fixtures();
     // A row the export cannot read (text that is not UTF-8), at the end of
-    // the range, after more than one output buffer has been sent.
+    // the range, after many pages have been written.
     env.db()
         .execute(
             "INSERT INTO audit_logs (organization_id, occurred_at, stream, action, actor_name) \
@@ -700,32 +700,34 @@ fn a_sync_export_failing_midway_is_cut_not_terminated() {
         .unwrap();
     let srv = env.serve(&[("AUDIT_EXPORT_EXPORT_BATCH_SIZE", "100")]);
     let t = env.user("acme", "ada@acme.example", "admin");
-    let body = json!({"format": "csv", "mode": "sync", "filters": {"from": "2025-07-01", "to": "2026-01-31"}}).to_string();
-    let request = format!(
-        "POST /api/v1/exports HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {t}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+    let body = json!({"format": "csv", "mode": "sync", "filters": {"from": "2025-07-01", "to": "2026-01-31"}});
+    let r = req(
+        &srv.addr,
+        "POST",
+        "/api/v1/exports",
+        Some(&t),
+        Some(body.to_string().as_bytes()),
     );
-    let mut s = std::net::TcpStream::connect(&srv.addr).unwrap();
-    std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    std::io::Read::read_to_end(&mut s, &mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw);
-    assert!(
-        text.starts_with("HTTP/1.1 200"),
+    // The file is complete before its first byte is sent: a failure is an
+    // error answer, not a file cut short.
+    assert_eq!(
+        r.status,
+        500,
         "{}",
-        &text[..text.len().min(200)]
+        String::from_utf8_lossy(&r.body[..r.body.len().min(300)])
     );
-    assert!(
-        raw.len() > 256 * 1024,
-        "rows were streamed before the failure ({} bytes)",
-        raw.len()
-    );
-    assert!(
-        !text.ends_with("0\r\n\r\n"),
-        "a failed export must not end with the terminating chunk"
-    );
+    assert_eq!(r.code(), "internal_error");
+    assert!(r.header("Content-Disposition").is_none());
+    // Nothing is left in the work folder.
+    let tmp = env.data_dir().join("tmp");
+    assert_eq!(std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0), 0);
     // A complete export of a range without the bad row does end properly.
     let ok = req(&srv.addr, "POST", "/api/v1/exports", Some(&t), Some(json!({"format": "csv", "mode": "sync", "filters": {"from": "2025-07-01", "to": "2025-12-31"}}).to_string().as_bytes()));
     assert_eq!(ok.status, 200);
     assert!(ok.body.ends_with(b"\r\n"));
+    assert_eq!(
+        ok.header("Content-Length")
+            .map(|l| l.parse::<usize>().unwrap()),
+        Some(ok.body.len())
+    );
 }

@@ -32,8 +32,8 @@ fn stderr(out: &std::process::Output) -> String {
 }
 
 /// Writes the request and reads the status line and headers of a sync
-/// export, leaving the body on the socket.
-fn start_sync_export(addr: &str, token: &str, to: &str) -> BufReader<TcpStream> {
+/// export, leaving the body on the socket; with its Content-Length.
+fn start_sync_export(addr: &str, token: &str, to: &str) -> (BufReader<TcpStream>, usize) {
     let body = json!({"format": "csv", "mode": "sync",
         "filters": {"from": "2025-01-01", "to": to}})
     .to_string();
@@ -50,29 +50,25 @@ fn start_sync_export(addr: &str, token: &str, to: &str) -> BufReader<TcpStream> 
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
     assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    let mut length = None;
     loop {
         line.clear();
         r.read_line(&mut line).unwrap();
+        if let Some(v) = line.strip_prefix("Content-Length:") {
+            length = Some(v.trim().parse().unwrap());
+        }
         if line.trim().is_empty() {
-            return r;
+            return (r, length.expect("a Content-Length"));
         }
     }
 }
 
-/// Reads a chunked body to its end; `None` if it was cut.
-fn rest_of_chunked(r: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+/// Reads a body to the end of the connection; `None` if it was cut short
+/// of its Content-Length.
+fn rest_of_body((r, length): &mut (BufReader<TcpStream>, usize)) -> Option<Vec<u8>> {
     let mut body = Vec::new();
-    loop {
-        let mut size = String::new();
-        r.read_line(&mut size).ok()?;
-        let n = usize::from_str_radix(size.trim(), 16).ok()?;
-        if n == 0 {
-            return Some(body);
-        }
-        let mut chunk = vec![0; n + 2];
-        r.read_exact(&mut chunk).ok()?;
-        body.extend_from_slice(&chunk[..n]);
-    }
+    r.read_to_end(&mut body).ok()?;
+    (body.len() == *length).then_some(body)
 }
 
 #[test]
@@ -127,7 +123,7 @@ fn a_backup_taken_under_load_is_consistent_and_holds_every_committed_row() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let batches = writer.join().unwrap();
     assert!(batches > 0);
-    let body = rest_of_chunked(&mut stream).expect("the sync export completed");
+    let body = rest_of_body(&mut stream).expect("the sync export completed");
     assert_eq!(csv_records(&body), 200_000);
 
     let c = rusqlite::Connection::open(&copy).unwrap();
@@ -191,7 +187,7 @@ fn sigterm_stops_accepting_at_once_and_finishes_the_requests_in_flight() {
         }
     }
     // The export in flight completes, whole.
-    let body = rest_of_chunked(&mut stream).expect("the request in flight finished");
+    let body = rest_of_body(&mut stream).expect("the request in flight finished");
     assert_eq!(csv_records(&body), 100_000);
     let mut srv = srv;
     let status = srv.child.wait().unwrap();

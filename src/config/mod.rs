@@ -79,6 +79,20 @@ pub struct HttpConfig {
     pub link_ttl_secs: u64,
     /// Link-signing secret; default: generated into `<data-dir>/link-secret`.
     pub secret: Option<String>,
+    /// The whole request head must arrive within this (also the idle
+    /// keep-alive timeout).
+    pub head_timeout_secs: u64,
+    /// Longest pause between two reads of a request body.
+    pub body_timeout_secs: u64,
+    /// Longest pause of a client that stops reading an answer.
+    pub write_timeout_secs: u64,
+    /// Connections open at once; beyond, `503` at once.
+    pub max_connections: usize,
+    /// After SIGTERM, how long answers still being sent may take before the
+    /// process exits anyway.
+    pub shutdown_grace_secs: u64,
+    /// If set, `GET /metrics` needs `Authorization: Bearer <metrics_token>`.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -91,6 +105,12 @@ impl Default for HttpConfig {
             sync_threshold: 10_000,
             link_ttl_secs: 24 * 3600,
             secret: None,
+            head_timeout_secs: 10,
+            body_timeout_secs: 30,
+            write_timeout_secs: 30,
+            max_connections: 512,
+            shutdown_grace_secs: 10,
+            metrics_token: None,
         }
     }
 }

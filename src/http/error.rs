@@ -37,6 +37,15 @@ impl ApiError {
     pub fn forbidden(message: impl Into<String>) -> ApiError {
         ApiError::new(403, "forbidden", message)
     }
+    /// The disk of the database or of the work files is full.
+    pub fn insufficient_storage() -> ApiError {
+        tracing::error!("disk full: answering 507");
+        ApiError::new(
+            507,
+            "insufficient_storage",
+            "the server's disk is full; nothing was changed — retry once space is freed",
+        )
+    }
     pub fn internal(e: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %e, "internal error answering a request");
         ApiError::new(500, "internal_error", "internal error; see the server log")
@@ -91,6 +100,9 @@ impl From<JobError> for ApiError {
 
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
+        if crate::db::is_disk_full(&e) {
+            return ApiError::insufficient_storage();
+        }
         if let rusqlite::Error::SqliteFailure(f, _) = &e {
             if f.code == rusqlite::ErrorCode::DatabaseBusy
                 || f.code == rusqlite::ErrorCode::DatabaseLocked

@@ -3,14 +3,12 @@
 //! organization (another organization's job is a 404), and non-admins see
 //! only their own jobs.
 
-use std::io::Write;
-
 use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::routes::{json, Ctx, Reply};
-use super::util::{attachment, json_body};
+use super::routes::{boxed, json, Ctx, Reply};
+use super::util::{attachment, header, json_body};
 use crate::filters::{FilterInput, Filters};
 use crate::format::{CsvOptions, CsvProfile, Encoder, ExportOptions, Fields, Format, Redact};
 use crate::jobs::store::CreateOutcome;
@@ -197,55 +195,40 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     Ok(json(202, &body))
 }
 
-/// Streams a synchronous export on the raw socket as a chunked response.
-/// The headers go out with the first row; if the export fails after that,
-/// the connection is dropped without the terminating chunk, so no client
-/// can take the cut body for a complete file. (tiny_http's own chunked
-/// encoder always writes the terminator, even after an error, so it is not
-/// used here.) A failure before the first byte is an ordinary JSON error.
+/// Answers a synchronous export: written first to an unlinked file of the
+/// data dir's `tmp/` (flat memory; at most `sync_threshold` rows), then
+/// sent with its Content-Length by a sender thread, so a slow reader never
+/// holds a request thread or the database. A failure before sending is an
+/// ordinary JSON error (a full disk: `507`); a client that stops reading
+/// sees the connection cut short of Content-Length, never a complete file.
 fn stream(
     ctx: &mut Ctx<'_>,
     filters: &Filters,
     encoder: Encoder,
     count: u64,
 ) -> Result<Reply, ApiError> {
+    use std::io::{Seek, Write};
     let name = crate::storage::export_file_name(filters, encoder.format, ctx.state.svc.now_ms());
-    let security: String = super::console::SECURITY_HEADERS
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}\r\n"))
-        .collect();
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Disposition: {}\r\nX-Record-Count: {count}\r\n\
-         {security}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-        encoder.format.content_type(),
-        attachment(&name)
-    );
+    let content_type = encoder.format.content_type();
+    let file = super::util::anonymous_file(&ctx.state.svc.data_dir)?;
     let batch = ctx.state.cfg().export.batch_size;
-    let (conn, slot) = (&*ctx.conn, &mut ctx.req);
     let result = crate::stream::run(
-        conn,
+        ctx.conn,
         filters,
         encoder,
         batch,
         || {
-            let req = slot
-                .take()
-                .expect("the request is still ours before the first byte");
-            let mut inner = req.into_writer();
-            inner.write_all(head.as_bytes())?;
-            Ok(Chunked {
-                inner,
-                buf: Vec::with_capacity(CHUNK),
-            })
+            Ok(std::io::BufWriter::with_capacity(
+                256 * 1024,
+                file.try_clone()?,
+            ))
         },
         |_| {},
     );
-    match result {
-        Ok((stats, Some(out))) => {
-            if let Err(e) = out.finish() {
-                tracing::debug!(error = %e, "client went away during a sync export");
-            }
-            ctx.state.metrics.add_sync_rows(stats.records);
+    let stats = match result {
+        Ok((stats, Some(mut out))) => {
+            out.flush().map_err(super::util::io_error)?;
+            stats
         }
         // The rows vanished between the count and the scan.
         Ok((_, None)) => {
@@ -254,55 +237,25 @@ fn stream(
                 &json!({"record_count": 0, "warning": "no_records"}),
             ))
         }
-        Err(e) if ctx.req.is_some() => return Err(ApiError::internal(e)),
-        Err(e) => {
-            tracing::error!(error = %e, "sync export failed midway; the response was cut without its final chunk")
-        }
-    }
-    // Already answered on the socket; this value is only counted.
-    Ok(json(200, &json!({})))
-}
-
-const CHUNK: usize = 64 * 1024;
-
-/// HTTP/1.1 chunked encoding over the raw socket, terminated only by an
-/// explicit [`Chunked::finish`].
-struct Chunked {
-    inner: Box<dyn Write + Send>,
-    buf: Vec<u8>,
-}
-
-impl Chunked {
-    fn emit(&mut self) -> std::io::Result<()> {
-        if !self.buf.is_empty() {
-            write!(self.inner, "{:x}\r\n", self.buf.len())?;
-            self.inner.write_all(&self.buf)?;
-            self.inner.write_all(b"\r\n")?;
-            self.buf.clear();
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> std::io::Result<()> {
-        self.emit()?;
-        self.inner.write_all(b"0\r\n\r\n")?;
-        self.inner.flush()
-    }
-}
-
-impl Write for Chunked {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.emit()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.emit()?;
-        self.inner.flush()
-    }
+        Err(crate::stream::ExportError::Io(e)) => return Err(super::util::io_error(e)),
+        Err(crate::stream::ExportError::Db(e)) => return Err(e.into()),
+    };
+    ctx.state.metrics.add_sync_rows(stats.records);
+    let mut file = file;
+    file.rewind().map_err(super::util::io_error)?;
+    let len = file.metadata().map_err(super::util::io_error)?.len() as usize;
+    let _ = count;
+    Ok(boxed(tiny_http::Response::new(
+        tiny_http::StatusCode(200),
+        vec![
+            header("Content-Type", content_type),
+            header("Content-Disposition", &attachment(&name)),
+            header("X-Record-Count", &stats.records.to_string()),
+        ],
+        file,
+        Some(len),
+        None,
+    )))
 }
 
 fn caller(ctx: &Ctx<'_>, exporting: bool) -> Result<Requester, ApiError> {

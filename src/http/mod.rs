@@ -13,6 +13,13 @@
 //! - [`metrics`], [`openapi`], [`error`] (the one error mapping), [`util`].
 //!
 //! Handlers never build SQL: they call `service`, `audit`, `users`.
+//!
+//! No client can hold a request thread: the (vendored) tiny_http reads each
+//! request head within `head_timeout_secs` and its body within
+//! `body_timeout_secs` per read on the connection's own thread, before a
+//! request thread sees it; answers larger than a socket buffer are written
+//! by a sender thread of their own ([`Senders`]), so a slow reader holds
+//! only its connection slot (`max_connections`, `503` beyond).
 
 pub mod audit_logs;
 pub mod console;
@@ -28,7 +35,8 @@ pub mod routes;
 pub mod schedules;
 pub mod util;
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +50,82 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// `POST /mcp`.
     pub mcp: crate::mcp::http::McpEndpoint,
+    /// Answers being written by sender threads.
+    pub senders: Senders,
+    /// The listener (connection counts and refusals, for metrics).
+    pub server: Arc<tiny_http::Server>,
+}
+
+/// Answers written off the request threads, counted so shutdown can wait
+/// for them (up to the grace period).
+#[derive(Clone, Default)]
+pub struct Senders {
+    in_flight: Arc<(Mutex<usize>, Condvar)>,
+}
+
+/// Answers up to this size are written by the request thread itself: a
+/// socket's send buffer takes them without waiting for the client.
+const INLINE_ANSWER: usize = 16 * 1024;
+
+impl Senders {
+    /// Sends `reply` on `req`: at once if small, else on a thread of its own.
+    pub fn send(&self, req: tiny_http::Request, reply: routes::Reply) {
+        if reply.data_length().is_some_and(|n| n <= INLINE_ANSWER) {
+            respond(req, reply);
+            return;
+        }
+        let me = self.clone();
+        *me.in_flight.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        let slot = Arc::new(Mutex::new(Some((req, reply))));
+        let inner = slot.clone();
+        let spawned = std::thread::Builder::new()
+            .name("http-send".into())
+            .spawn(move || {
+                if let Some((req, reply)) = inner.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    respond(req, reply);
+                }
+                me.done();
+            });
+        if spawned.is_err() {
+            // No thread to be had: answer here rather than not at all.
+            if let Some((req, reply)) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                respond(req, reply);
+            }
+            self.done();
+        }
+    }
+
+    fn done(&self) {
+        let (count, cv) = &*self.in_flight;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        *n -= 1;
+        cv.notify_all();
+    }
+
+    /// Waits until no answer is being sent, or `grace` has passed; returns
+    /// how many were still being sent.
+    pub fn wait(&self, grace: Duration) -> usize {
+        let (count, cv) = &*self.in_flight;
+        let deadline = Instant::now() + grace;
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        while *n > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            n = cv
+                .wait_timeout(n, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *n
+    }
+}
+
+fn respond(req: tiny_http::Request, reply: routes::Reply) {
+    if let Err(e) = req.respond(reply) {
+        tracing::debug!(error = %e, "client went away while we answered");
+    }
 }
 
 impl AppState {
@@ -63,6 +147,8 @@ pub struct Server {
     pub public_url: String,
     threads: Vec<std::thread::JoinHandle<()>>,
     stopper: Stopper,
+    senders: Senders,
+    grace: Duration,
 }
 
 /// Stops a server's request threads: closes the listener, then queues one
@@ -94,7 +180,18 @@ impl Server {
         rt: tokio::runtime::Handle,
         shutdown: CancellationToken,
     ) -> Result<Server, String> {
-        let server = tiny_http::Server::http(listen).map_err(|e| e.to_string())?;
+        let h = &svc.cfg.http;
+        let limits = tiny_http::Limits {
+            head_timeout: Duration::from_secs(h.head_timeout_secs.max(1)),
+            body_idle_timeout: Duration::from_secs(h.body_timeout_secs.max(1)),
+            write_idle_timeout: Duration::from_secs(h.write_timeout_secs.max(1)),
+            max_connections: h.max_connections.max(1),
+            max_body_bytes: h.max_body_bytes as usize,
+            ..Default::default()
+        };
+        let grace = Duration::from_secs(h.shutdown_grace_secs);
+        let server =
+            tiny_http::Server::http_with_limits(listen, limits).map_err(|e| e.to_string())?;
         let addr = server
             .server_addr()
             .to_ip()
@@ -112,12 +209,15 @@ impl Server {
             svc.cfg.http.max_body_bytes as usize,
             shutdown.clone(),
         );
+        let senders = Senders::default();
         let state = Arc::new(AppState {
             svc,
             schedules,
             rt: rt.clone(),
             metrics: metrics::Metrics::default(),
             mcp,
+            senders: senders.clone(),
+            server: server.clone(),
         });
         let threads = (0..workers)
             .map(|i| {
@@ -140,6 +240,8 @@ impl Server {
             public_url,
             threads,
             stopper,
+            senders,
+            grace,
         })
     }
 
@@ -148,10 +250,20 @@ impl Server {
         self.stopper.clone()
     }
 
-    /// Waits for the request threads to finish (after shutdown).
+    /// Waits for the request threads to finish (after shutdown), then for
+    /// answers still being sent, up to the grace period; connections left
+    /// after that are abandoned (the process may exit under them).
     pub fn join(self) {
         for t in self.threads {
             let _ = t.join();
+        }
+        let left = self.senders.wait(self.grace);
+        if left > 0 {
+            tracing::warn!(
+                answers = left,
+                grace_secs = self.grace.as_secs(),
+                "shutdown grace over; abandoning answers still being sent"
+            );
         }
     }
 }
@@ -171,7 +283,7 @@ fn worker(server: Arc<tiny_http::Server>, state: Arc<AppState>) {
             Some(c) => routes::handle(&state, c, req),
             None => {
                 let err = error::ApiError::new(503, "unavailable", "the database cannot be opened");
-                let _ = req.respond(util::json_response(503, &err.body()));
+                respond(req, routes::json(503, &err.body()));
             }
         }
     }

@@ -54,6 +54,9 @@ pub fn boxed<R: std::io::Read + Send + 'static>(r: tiny_http::Response<R>) -> Re
         len,
         None,
     )
+    // A known length is always sent as Content-Length (tiny_http would
+    // switch to chunked from 32 KiB): a body cut short is then visible.
+    .with_chunked_threshold(usize::MAX)
 }
 
 pub fn json(status: u16, v: &serde_json::Value) -> Reply {
@@ -250,9 +253,7 @@ pub fn handle(state: &AppState, conn: &mut Connection, req: tiny_http::Request) 
     tracing::debug!(%method, %path, status, ms = started.elapsed().as_millis() as u64, "request");
     // `None`: the handler answered on the socket itself.
     if let Some(req) = req {
-        if let Err(e) = req.respond(reply) {
-            tracing::debug!(error = %e, "client went away while we answered");
-        }
+        state.senders.send(req, reply);
     }
 }
 

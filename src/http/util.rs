@@ -168,6 +168,33 @@ pub fn attachment(name: &str) -> String {
     format!("attachment; filename=\"{safe}\"")
 }
 
+/// A file in `<data-dir>/tmp/` already unlinked: it lives as long as its
+/// handles, and nothing is left behind whatever happens.
+pub fn anonymous_file(data_dir: &std::path::Path) -> Result<std::fs::File, ApiError> {
+    let dir = data_dir.join("tmp");
+    std::fs::create_dir_all(&dir).map_err(io_error)?;
+    let mut name = [0u8; 8];
+    crate::util::random_bytes(&mut name);
+    let path = dir.join(format!("answer-{}", crate::util::hex(&name)));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(io_error)?;
+    let _ = std::fs::remove_file(&path);
+    Ok(file)
+}
+
+/// An I/O error of ours: a full disk is `507 insufficient_storage`, the
+/// rest internal.
+pub fn io_error(e: std::io::Error) -> ApiError {
+    if e.raw_os_error() == Some(28) || e.kind() == std::io::ErrorKind::StorageFull {
+        return ApiError::insufficient_storage();
+    }
+    ApiError::internal(e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

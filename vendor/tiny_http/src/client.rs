@@ -2,13 +2,19 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method};
+use crate::connection::Connection;
+use crate::util::refined_tcp_stream::{ReadMode, SharedReadMode};
 use crate::util::RefinedTcpStream;
+use crate::{Limits, Refusals};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
@@ -39,6 +45,13 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // audit-export additions: the bounds, the read timeout policy of the
+    // read half, the process-wide count of buffered body bytes, refusals.
+    limits: Limits,
+    read_mode: SharedReadMode,
+    buffered: Arc<AtomicUsize>,
+    refusals: Arc<Refusals>,
 }
 
 /// Error that can happen when reading a request.
@@ -49,6 +62,53 @@ enum ReadError {
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
+    /// audit-export additions: a request line over MAX_LINE (414), a
+    /// header line over MAX_LINE or too many of them (431), a keep-alive
+    /// connection idle past the head timeout before sending a byte (closed
+    /// without an answer), a head or body not received in time (408), too
+    /// many body bytes buffered server-wide (503).
+    UriTooLong,
+    HeadersTooLarge,
+    Idle,
+    Timeout,
+    Busy,
+}
+
+/// audit-export addition: a JSON error answer, the application's error
+/// shape, closing the connection.
+pub(crate) fn error_response(
+    status: u16,
+    code: &str,
+    message: &str,
+) -> crate::Response<std::io::Cursor<Vec<u8>>> {
+    let body = format!(r#"{{"error":{{"code":"{code}","message":"{message}"}}}}"#);
+    crate::Response::from_data(body.into_bytes())
+        .with_status_code(status)
+        .with_header(
+            "Content-Type: application/json"
+                .parse::<crate::Header>()
+                .expect("valid header"),
+        )
+        .with_header("Connection: close".parse::<crate::Header>().expect("valid header"))
+}
+
+/// audit-export addition: answers a connection over the limit with `503`
+/// and closes it, without blocking the accept loop.
+pub(crate) fn refuse_busy(mut sock: Connection) {
+    let body = r#"{"error":{"code":"too_many_connections","message":"the server has too many open connections; retry shortly"}}"#;
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // A fresh socket's send buffer takes this at once; never wait on it.
+    let _ = sock.set_nonblocking(true);
+    let _ = sock.write_all(head.as_bytes());
+    let _ = sock.write_all(body.as_bytes());
+    let _ = sock.shutdown(std::net::Shutdown::Write);
+    // Read what the client already sent, so closing does not reset the
+    // connection before it reads the answer.
+    let mut sink = [0u8; 4096];
+    while matches!(sock.read(&mut sink), Ok(n) if n > 0) {}
 }
 
 impl ClientConnection {
@@ -56,9 +116,14 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        limits: Limits,
+        buffered: Arc<AtomicUsize>,
+        refusals: Arc<Refusals>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let read_mode: SharedReadMode = Arc::new(Mutex::new(ReadMode::Unbounded));
+        read_socket.set_read_mode(read_mode.clone());
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -70,7 +135,15 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            limits,
+            read_mode,
+            buffered,
+            refusals,
         }
+    }
+
+    fn set_read_mode(&self, mode: ReadMode) {
+        *self.read_mode.lock().unwrap_or_else(|e| e.into_inner()) = mode;
     }
 
     /// true if the connection is HTTPS
@@ -83,6 +156,12 @@ impl ClientConnection {
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
     fn read_next_line(&mut self) -> IoResult<AsciiString> {
+        self.read_line(false)
+    }
+
+    /// `first`: this is a request line, so a timeout before its first byte
+    /// is an idle connection, not a slow request (audit-export addition).
+    fn read_line(&mut self, first: bool) -> IoResult<AsciiString> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -90,6 +169,9 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
+                Some(Err(e)) if e.kind() == ErrorKind::TimedOut && buf.is_empty() && first => {
+                    return Err(IoError::new(ErrorKind::TimedOut, "idle"))
+                }
                 Some(b) => b?,
                 None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
             };
@@ -113,10 +195,21 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        // audit-export addition: the whole head within the head timeout.
+        self.set_read_mode(ReadMode::Until(Instant::now() + self.limits.head_timeout));
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_line(true).map_err(|e| match e.kind() {
+                    ErrorKind::InvalidInput if e.to_string().contains("too long") => {
+                        ReadError::UriTooLong
+                    }
+                    // Nothing of a new request arrived: an idle keep-alive
+                    // connection, closed quietly.
+                    ErrorKind::TimedOut if e.to_string().contains("idle") => ReadError::Idle,
+                    ErrorKind::TimedOut => ReadError::Timeout,
+                    _ => ReadError::ReadIoError(e),
+                })?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -127,14 +220,20 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line().map_err(|e| match e.kind() {
+                        ErrorKind::InvalidInput if e.to_string().contains("too long") => {
+                            ReadError::HeadersTooLarge
+                        }
+                        ErrorKind::TimedOut => ReadError::Timeout,
+                        _ => ReadError::ReadIoError(e),
+                    })?;
 
                     if line.is_empty() {
                         break;
                     };
                     // audit-export fix: the number of headers was unbounded.
                     if headers.len() >= MAX_HEADERS {
-                        return Err(ReadError::WrongHeader(version));
+                        return Err(ReadError::HeadersTooLarge);
                     }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
@@ -151,6 +250,8 @@ impl ClientConnection {
 
         // building the writer for the request
         let writer = self.sink.next().unwrap();
+        // audit-export addition: a body waits at most the idle timeout per read.
+        self.set_read_mode(ReadMode::Idle(self.limits.body_idle_timeout));
 
         // follow-up for next potential request
         let mut data_source = self.source.next().unwrap();
@@ -170,12 +271,51 @@ impl ClientConnection {
         .map_err(|e| {
             use crate::request;
             match e {
+                request::RequestCreationError::CreationIoError(e)
+                    if e.kind() == ErrorKind::TimedOut =>
+                {
+                    ReadError::Timeout
+                }
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)
                 }
             }
         })?;
+        let mut request = request;
+
+        // audit-export addition: the body is read here, by the connection's
+        // own thread, before any request thread sees the request.
+        use crate::request::Buffered;
+        match request.buffer_body(
+            self.limits.max_body_bytes,
+            &self.buffered,
+            self.limits.max_buffered_bytes,
+        ) {
+            Ok(Buffered::Complete) => {}
+            // Left unread (the application answers 413): nothing after it
+            // on this connection can be found.
+            Ok(Buffered::TooLarge) => self.no_more_requests = true,
+            Err(e) if e.kind() == ErrorKind::TimedOut => {
+                // Stop at once: nothing of the rest is waited for.
+                self.set_read_mode(ReadMode::Until(Instant::now()));
+                drop(request.take_writer());
+                return Err(ReadError::Timeout);
+            }
+            Err(e) if e.kind() == ErrorKind::OutOfMemory => {
+                // Stop at once: nothing of the rest is waited for.
+                self.set_read_mode(ReadMode::Until(Instant::now()));
+                drop(request.take_writer());
+                return Err(ReadError::Busy);
+            }
+            Err(e) => {
+                // Stop at once: nothing of the rest is waited for.
+                self.set_read_mode(ReadMode::Until(Instant::now()));
+                drop(request.take_writer());
+                return Err(ReadError::ReadIoError(e));
+            }
+        }
+        self.set_read_mode(ReadMode::Unbounded);
 
         // return the request
         Ok(request)
@@ -197,32 +337,58 @@ impl Iterator for ClientConnection {
         }
 
         loop {
+            // audit-export change: every refusal answers the application's
+            // JSON error shape, then closes (where the next request would
+            // start is unknown).
+            let answer = |this: &mut Self, status: u16, code: &str, message: &str| {
+                let writer = this.sink.next().unwrap();
+                error_response(status, code, message)
+                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                    .ok();
+            };
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
+                    answer(self, 400, "bad_request", "malformed request line");
+                    return None;
                 }
 
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
+                Err(ReadError::WrongHeader(_)) => {
+                    answer(self, 400, "bad_request", "malformed header");
+                    return None;
+                }
+
+                Err(ReadError::UriTooLong) => {
+                    answer(self, 414, "uri_too_long", "the request line is longer than 16 KiB");
+                    return None;
+                }
+
+                Err(ReadError::HeadersTooLarge) => {
+                    answer(
+                        self,
+                        431,
+                        "headers_too_large",
+                        "a header line is longer than 16 KiB, or there are more than 256",
+                    );
+                    return None;
+                }
+
+                Err(ReadError::Idle) => return None,
+
+                Err(ReadError::Timeout) => {
+                    self.refusals.timeouts.fetch_add(1, Relaxed);
+                    answer(self, 408, "request_timeout", "the request was not received in time");
+                    return None;
+                }
+
+                Err(ReadError::Busy) => {
+                    answer(self, 503, "busy", "too many request bodies in flight; retry shortly");
+                    return None;
                 }
 
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
                     // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
+                    self.refusals.timeouts.fetch_add(1, Relaxed);
+                    answer(self, 408, "request_timeout", "the request was not received in time");
                     return None; // closing the connection
                 }
 

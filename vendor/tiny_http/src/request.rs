@@ -5,7 +5,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
@@ -241,7 +243,120 @@ where
     })
 }
 
+/// What [`Request::buffer_body`] did (audit-export addition).
+pub(crate) enum Buffered {
+    /// The whole body is in memory (or there was none).
+    Complete,
+    /// Declared or found larger than the limit: left unread. The reader
+    /// gives `limit + 1` bytes at most, so the application sees it too big.
+    TooLarge,
+}
+
+/// A body held in memory, counted in the server-wide budget until dropped.
+struct BudgetedBody {
+    data: Cursor<Vec<u8>>,
+    budget: Arc<AtomicUsize>,
+    reserved: usize,
+}
+
+impl Read for BudgetedBody {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.data.read(buf)
+    }
+}
+
+impl Drop for BudgetedBody {
+    fn drop(&mut self) {
+        self.budget.fetch_sub(self.reserved, Relaxed);
+    }
+}
+
+fn reserve(budget: &AtomicUsize, n: usize, max: usize) -> io::Result<()> {
+    let before = budget.fetch_add(n, Relaxed);
+    if before + n > max {
+        budget.fetch_sub(n, Relaxed);
+        return Err(IoError::new(ErrorKind::OutOfMemory, "body budget exhausted"));
+    }
+    Ok(())
+}
+
 impl Request {
+    /// audit-export addition: reads the whole body now (the connection's
+    /// thread calls this), up to `limit` bytes, within the server-wide
+    /// `max_buffered` budget of bytes held (`OutOfMemory` beyond it). A
+    /// `100 Continue` is sent first when the client waits for one.
+    pub(crate) fn buffer_body(
+        &mut self,
+        limit: usize,
+        budget: &Arc<AtomicUsize>,
+        max_buffered: usize,
+    ) -> io::Result<Buffered> {
+        if let Some(n) = self.body_length {
+            if n > limit {
+                // Nothing of it is read: the reader stays empty and the
+                // connection closes after the answer.
+                self.data_reader = Some(Box::new(io::empty()));
+                self.must_send_continue = false;
+                return Ok(Buffered::TooLarge);
+            }
+            if n <= 1024 && !self.must_send_continue {
+                // Already buffered by `new_request`.
+                return Ok(Buffered::Complete);
+            }
+        }
+        let chunked = self
+            .headers
+            .iter()
+            .any(|h| h.field.equiv("Transfer-Encoding"));
+        if self.body_length.is_none() && !chunked {
+            // No body at all (the reader is empty).
+            return Ok(Buffered::Complete);
+        }
+        let step = 64 * 1024;
+        let mut reserved = match self.body_length {
+            Some(n) => n,
+            None => step,
+        };
+        reserve(budget, reserved, max_buffered)?;
+        let mut body = BudgetedBody {
+            data: Cursor::new(Vec::new()),
+            budget: budget.clone(),
+            reserved,
+        };
+        let reader = self.as_reader();
+        let mut chunk = [0u8; 16 * 1024];
+        let buf = body.data.get_mut();
+        loop {
+            let n = reader.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.len() > limit {
+                buf.truncate(limit + 1);
+                break;
+            }
+            if buf.len() > reserved {
+                reserve(budget, step, max_buffered)?;
+                reserved += step;
+                body.reserved = reserved;
+            }
+        }
+        let too_large = buf.len() > limit;
+        self.data_reader = Some(Box::new(body));
+        Ok(if too_large {
+            Buffered::TooLarge
+        } else {
+            Buffered::Complete
+        })
+    }
+
+    /// audit-export addition: takes the response writer out, so dropping
+    /// the request answers nothing (the connection answers an error itself).
+    pub(crate) fn take_writer(&mut self) -> Option<Box<dyn Write + Send + 'static>> {
+        self.response_writer.take()
+    }
+
     /// Returns true if the request was made through HTTPS.
     #[inline]
     pub fn secure(&self) -> bool {
@@ -435,7 +550,8 @@ impl Request {
     {
         let res = self.respond_impl(response);
         if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(()).unwrap();
+            // audit-export fix: the connection may be gone already.
+            let _ = sender.send(());
         }
         res
     }
@@ -491,7 +607,7 @@ impl Drop for Request {
             let response = Response::empty(500);
             let _ = self.respond_impl(response); // ignoring any potential error
             if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
+                let _ = sender.send(());
             }
         }
     }

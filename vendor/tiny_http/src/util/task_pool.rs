@@ -69,7 +69,12 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // audit-export fix: an idle thread that was notified counts as
+        // waiting until it wakes, so tasks queued in a burst all went to the
+        // same few idle threads and waited behind each other (16 connections
+        // arriving at once were served 4 at a time, the rest after the first
+        // ones closed). A new thread unless an idle one is left unclaimed.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
