@@ -251,4 +251,36 @@ CREATE TABLE IF NOT EXISTS manifests (
     PRIMARY KEY (organization_id, sequence)
 ) STRICT;
 
-PRAGMA user_version = 8;
+-- File ingests (`audit-export ingest`), by content: how far each got.
+-- Every batch of events commits with its progress, so a re-run of an
+-- interrupted file resumes after last_line, and a completed file is not
+-- ingested twice, whether or not its events carry ids.
+CREATE TABLE IF NOT EXISTS ingest_files (
+    sha256       TEXT    PRIMARY KEY,
+    name         TEXT    NOT NULL,
+    size         INTEGER NOT NULL,
+    last_line    INTEGER NOT NULL DEFAULT 0,
+    inserted     INTEGER NOT NULL DEFAULT 0,
+    unchanged    INTEGER NOT NULL DEFAULT 0,
+    skipped      INTEGER NOT NULL DEFAULT 0,
+    started_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    completed_at INTEGER
+) STRICT;
+
+-- HTTP ingests sent with an Idempotency-Key: the first answer, replayed to
+-- a retry with the same body (stored with the events it inserted, in one
+-- transaction); a different body under the same key is a conflict. Kept
+-- for a day.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    user_id        INTEGER NOT NULL,
+    key            TEXT    NOT NULL,
+    request_sha256 TEXT    NOT NULL,
+    status         INTEGER NOT NULL,
+    response       TEXT    NOT NULL,
+    created_at     INTEGER NOT NULL,
+    PRIMARY KEY (user_id, key)
+) STRICT;
+CREATE INDEX IF NOT EXISTS idempotency_keys_age ON idempotency_keys (created_at);
+
+PRAGMA user_version = 9;

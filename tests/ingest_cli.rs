@@ -50,7 +50,16 @@ fn reingesting_the_fixtures_is_a_no_op_but_a_changed_event_is_an_error() {
     let env = Env::new();
     env.ingest_fixtures();
     assert_eq!(count(&env), 2400);
+    // The same file: known by its content, nothing to do.
     let err = env.expect(&["ingest", fixtures().to_str().unwrap()], 0);
+    assert!(err.contains("already ingested completely"), "{err}");
+    assert_eq!(count(&env), 2400);
+    // Other bytes, the same events (their ids): each recognised, unchanged.
+    let copy = env.path("copy.jsonl");
+    let mut text = std::fs::read_to_string(fixtures()).unwrap();
+    text.push('\n');
+    std::fs::write(&copy, text).unwrap();
+    let err = env.expect(&["ingest", copy.to_str().unwrap()], 0);
     assert!(err.contains("2,400 already present, unchanged"), "{err}");
     assert_eq!(count(&env), 2400);
 

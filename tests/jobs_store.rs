@@ -36,7 +36,7 @@ impl Fixture {
             format: audit_export::audit::ingest::InputFormat::Jsonl,
             skip_invalid: false,
         };
-        audit_export::audit::ingest::ingest_file(&mut conn, &common::fixtures(), opts).unwrap();
+        audit_export::audit::ingest::ingest_file(&mut conn, &common::fixtures(), opts, 0).unwrap();
         f
     }
     fn data(&self) -> std::path::PathBuf {

@@ -26,6 +26,7 @@ const VERSIONS: &[(&str, &str, i64)] = &[
     ("v5", include_str!("fixtures/schema/v5.sql"), 5),
     ("v6", include_str!("fixtures/schema/v6.sql"), 6),
     ("v7", include_str!("fixtures/schema/v7.sql"), 7),
+    ("v8", include_str!("fixtures/schema/v8.sql"), 8),
 ];
 
 /// Rows of every table a version may have; each insert runs only where its

@@ -32,7 +32,7 @@ fn data_dir(env: &Env) -> PathBuf {
         format: audit_export::audit::ingest::InputFormat::Jsonl,
         skip_invalid: false,
     };
-    audit_export::audit::ingest::ingest_file(&mut conn, &common::fixtures(), opts).unwrap();
+    audit_export::audit::ingest::ingest_file(&mut conn, &common::fixtures(), opts, 0).unwrap();
     for email in ["security@acme.example", "compliance@acme.example"] {
         add_user(&conn, "acme", email, email, Role::Admin, true, 0).unwrap();
     }

@@ -50,8 +50,28 @@ pub fn run(cli: &Cli, _cfg: &Config, a: &IngestArgs) -> Result<(), CliError> {
         format,
         skip_invalid: a.skip_invalid,
     };
-    match ingest_file(&mut conn, &a.file, opts) {
+    let now = chrono::Utc::now().timestamp_millis();
+    match ingest_file(&mut conn, &a.file, opts, now) {
+        Ok(report) if report.already.is_some() => {
+            let done = report.already.expect("checked");
+            eprintln!(
+                "{}: already ingested completely on {} ({} events, from {}; same content, sha256 {}); nothing to do",
+                a.file.display(),
+                crate::time::format_rfc3339_ms(done.at),
+                thousands(done.inserted),
+                done.name,
+                &report.sha256[..16]
+            );
+            Ok(())
+        }
         Ok(report) => {
+            if let Some(line) = report.resumed_after {
+                eprintln!(
+                    "{}: an earlier run stopped after line {}; resumed from there",
+                    a.file.display(),
+                    thousands(line)
+                );
+            }
             for e in &report.errors {
                 eprintln!("skipped {e}");
             }

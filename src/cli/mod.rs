@@ -85,6 +85,7 @@ impl From<crate::service::ServiceError> for CliError {
             S::UnverifiedRecipient(m) => CliError::bad_input(format!("--email-to: {m}")),
             S::Forbidden(m) => CliError::bad_input(format!("--requester: {m}")),
             S::NotFound => CliError::bad_input("no such export job"),
+            e @ S::IdempotencyConflict(_) => CliError::bad_input(e.to_string()),
             S::Db(e) => e.into(),
             S::Open(e) => (*e).into(),
         }

@@ -31,7 +31,7 @@ use super::{backup, user_version, DbError};
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` sets: the last step's.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// One numbered migration step.
 #[derive(Clone, Copy)]
@@ -96,6 +96,11 @@ pub const STEPS: &[Step] = &[
         version: 8,
         what: "signed export manifests",
         run: |tx| tx.execute_batch(include_str!("migrations/0008_manifests.sql")),
+    },
+    Step {
+        version: 9,
+        what: "ingest progress and idempotency keys",
+        run: |tx| tx.execute_batch(include_str!("migrations/0009_ingest_progress.sql")),
     },
 ];
 

@@ -18,6 +18,20 @@ pub fn ingest(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     if user.role != Role::Admin {
         return Err(ApiError::forbidden("only admins may ingest audit events"));
     }
+    // A retry of the same request answers what the first one did.
+    let idempotency = match ctx.header("Idempotency-Key") {
+        None => None,
+        Some(k) if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Some(k)
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            )
+            .with(json!({"field": "Idempotency-Key"})))
+        }
+    };
     let body = ctx.body(ctx.state.cfg().http.max_body_bytes)?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("invalid_body", "the body is not UTF-8"))?;
@@ -103,11 +117,33 @@ pub fn ingest(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         )
         .with(json!({"errors": errors})));
     }
-    let ids = ctx
+    let who = crate::users::Requester::User(user);
+    let answer = |ids: &[i64]| json!({"ingested": ids.len(), "ids": ids});
+    let Some(key) = idempotency else {
+        let ids = ctx.state.svc.ingest(ctx.conn, &who, &events)?;
+        return Ok(json(201, &answer(&ids)));
+    };
+    let key = crate::service::Idempotency {
+        key,
+        request_sha256: crate::util::sha256_hex(&body),
+    };
+    match ctx
         .state
         .svc
-        .ingest(ctx.conn, &crate::users::Requester::User(user), &events)?;
-    Ok(json(201, &json!({"ingested": ids.len(), "ids": ids})))
+        .ingest_once(ctx.conn, &who, &events, &key, |ids| {
+            (201, answer(ids).to_string())
+        })? {
+        crate::service::Ingested::New(ids) => Ok(json(201, &answer(&ids))),
+        crate::service::Ingested::Replayed { status, body } => {
+            let mut reply = boxed(
+                tiny_http::Response::from_data(body.into_bytes())
+                    .with_status_code(status)
+                    .with_header(header("Content-Type", "application/json")),
+            );
+            reply.add_header(header("Idempotent-Replayed", "true"));
+            Ok(reply)
+        }
+    }
 }
 
 pub fn view(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {

@@ -128,6 +128,9 @@ impl From<crate::service::ServiceError> for ApiError {
             S::UnverifiedRecipient(m) => ApiError::new(422, "unverified_recipient", m),
             S::Forbidden(m) => ApiError::forbidden(m),
             S::NotFound => ApiError::not_found(),
+            e @ S::IdempotencyConflict(_) => {
+                ApiError::new(409, "idempotency_conflict", e.to_string())
+            }
             S::Db(e) => e.into(),
             S::Open(e) => ApiError::internal(e),
         }

@@ -82,6 +82,15 @@ impl Ctx<'_> {
             .expect("the request is only taken to answer it")
     }
 
+    /// A request header's value (trimmed), if sent.
+    pub fn header(&self, name: &'static str) -> Option<String> {
+        self.request()
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str().trim().to_string())
+    }
+
     /// The body, up to `limit` bytes (413 beyond).
     pub fn body(&mut self, limit: u64) -> Result<Vec<u8>, ApiError> {
         let req = self

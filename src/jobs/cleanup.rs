@@ -17,6 +17,8 @@ pub struct CleanupCounts {
     pub deleted_completed: usize,
     pub deleted_final: usize,
     pub orphan_spools: usize,
+    /// Idempotency-Key answers past their day.
+    pub idempotency_keys: usize,
     pub errors: usize,
 }
 
@@ -26,6 +28,22 @@ pub async fn cleanup_once(runner: &Arc<Runner>, now: i64) -> CleanupCounts {
     expire_stuck(runner, now, &mut c).await;
     delete_old(runner, now, &mut c).await;
     remove_orphan_spools(runner, &mut c).await;
+    let before = now - crate::service::ingest::IDEMPOTENCY_TTL_MS;
+    match runner
+        .on_db(move |conn| {
+            Ok(conn.execute(
+                "DELETE FROM idempotency_keys WHERE created_at <= ?",
+                [before],
+            )?)
+        })
+        .await
+    {
+        Ok(n) => c.idempotency_keys = n,
+        Err(e) => {
+            tracing::error!(error = %e, "clean-up: deleting old idempotency keys failed");
+            c.errors += 1;
+        }
+    }
     if c != CleanupCounts::default() {
         tracing::info!(?c, "clean-up pass");
     }

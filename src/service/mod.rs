@@ -10,7 +10,7 @@
 //! `http::error`) and to exit codes (in `cli`).
 
 mod exports;
-mod ingest;
+pub mod ingest;
 mod jobs;
 mod search;
 
@@ -20,6 +20,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 
 pub use exports::{ExportRequest, Prepared};
+pub use ingest::{Idempotency, Ingested};
 pub use search::Page;
 
 use crate::audit::trail::{Actor, Client, OwnEvent};
@@ -53,6 +54,9 @@ pub enum ServiceError {
     /// No such thing, or not the caller's to see.
     #[error("not found")]
     NotFound,
+    /// An Idempotency-Key reused with a different request.
+    #[error("Idempotency-Key {0:?} was used with a different request body")]
+    IdempotencyConflict(String),
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
     #[error(transparent)]

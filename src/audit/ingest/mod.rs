@@ -9,9 +9,13 @@
 //! holds the write lock for long. Memory stays flat in the file size, but
 //! for the set of explicit ids seen (to catch an id used twice in a file).
 //!
-//! Re-ingesting the same file is harmless: an event whose explicit `id`
-//! already exists with identical content is counted as unchanged; one whose
-//! `id` exists with different content is an error.
+//! Re-ingesting the same file is harmless. A file is known by the SHA-256
+//! of its content (`ingest_files`): each batch commits together with the
+//! last line it covers, so a re-run of an interrupted file resumes after
+//! that line, and a re-run of a completed file inserts nothing, whether or
+//! not its events carry ids. Besides, an event whose explicit `id` already
+//! exists with identical content is counted as unchanged; one whose `id`
+//! exists with different content is an error.
 
 mod array;
 mod csv;
@@ -19,10 +23,10 @@ mod dedup;
 mod event;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use rusqlite::Connection;
+use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
 pub use event::parse_event;
@@ -30,7 +34,7 @@ pub use event::parse_event;
 use self::array::{for_each_array_element, starts_with_array, ArrayError};
 use self::dedup::{Checked, Checker};
 use crate::audit::event::NewEvent;
-use crate::audit::insert::insert_events;
+use crate::audit::insert::insert_in;
 
 /// Rows per insert transaction.
 pub const INSERT_BATCH: usize = 5_000;
@@ -110,6 +114,101 @@ pub struct IngestReport {
     pub skipped: u64,
     /// The first [`MAX_REPORTED_ERRORS`] invalid lines.
     pub errors: Vec<LineError>,
+    /// An earlier run of this file was interrupted: this one went on after
+    /// this line.
+    pub resumed_after: Option<u64>,
+    /// The file had been ingested completely before: nothing was done.
+    pub already: Option<AlreadyIngested>,
+    /// SHA-256 of the file's content (its identity).
+    pub sha256: String,
+}
+
+/// A completed earlier ingest of the same content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlreadyIngested {
+    /// When it completed (ms).
+    pub at: i64,
+    /// Events it inserted, over all its runs.
+    pub inserted: u64,
+    /// The file name it was ingested from.
+    pub name: String,
+}
+
+/// SHA-256 (hex) and size of a file's content, read once.
+fn identity(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut file = File::open(path)?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        ctx.update(&buf[..n]);
+    }
+    Ok((crate::util::hex(ctx.finish().as_ref()), size))
+}
+
+/// How far earlier runs of a file got.
+struct Progress {
+    last_line: u64,
+    completed_at: Option<i64>,
+    inserted: u64,
+    name: String,
+}
+
+fn progress(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<Progress>> {
+    conn.query_row(
+        "SELECT last_line, completed_at, inserted, name FROM ingest_files WHERE sha256 = ?",
+        [sha256],
+        |r| {
+            Ok(Progress {
+                last_line: r.get(0)?,
+                completed_at: r.get(1)?,
+                inserted: r.get(2)?,
+                name: r.get(3)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// One batch and the progress it brings, committed together.
+struct Step<'a> {
+    sha256: &'a str,
+    name: &'a str,
+    size: u64,
+    last_line: u64,
+    unchanged: u64,
+    skipped: u64,
+    now: i64,
+    done: bool,
+}
+
+fn commit_batch(conn: &mut Connection, batch: &[NewEvent], s: &Step<'_>) -> rusqlite::Result<u64> {
+    let tx = crate::db::immediate(conn)?;
+    let n = insert_in(&tx, batch)?.len() as u64;
+    tx.execute(
+        "INSERT INTO ingest_files (sha256, name, size, last_line, inserted, unchanged, skipped, \
+         started_at, updated_at, completed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9) \
+         ON CONFLICT (sha256) DO UPDATE SET name = ?2, last_line = ?4, inserted = inserted + ?5, \
+         unchanged = unchanged + ?6, skipped = skipped + ?7, updated_at = ?8, completed_at = ?9",
+        params![
+            s.sha256,
+            s.name,
+            s.size,
+            s.last_line,
+            n,
+            s.unchanged,
+            s.skipped,
+            s.now,
+            s.done.then_some(s.now)
+        ],
+    )?;
+    tx.commit()?;
+    Ok(n)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -217,14 +316,38 @@ fn for_each_event(
     }
 }
 
-/// Ingests a whole file (see the module docs for the two passes).
+/// Ingests a whole file (see the module docs for the two passes and the
+/// progress kept per file); `now` stamps the progress rows.
 pub fn ingest_file(
     conn: &mut Connection,
     path: &Path,
     opts: IngestOptions,
+    now: i64,
 ) -> Result<IngestReport, IngestError> {
+    let read_err = |source| IngestError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let (sha256, size) = identity(path).map_err(read_err)?;
+    let earlier = progress(conn, &sha256)?;
+    let mut report = IngestReport {
+        sha256: sha256.clone(),
+        ..Default::default()
+    };
+    if let Some(p) = &earlier {
+        if let Some(at) = p.completed_at {
+            report.already = Some(AlreadyIngested {
+                at,
+                inserted: p.inserted,
+                name: p.name.clone(),
+            });
+            return Ok(report);
+        }
+    }
+    let resume_after = earlier.as_ref().map_or(0, |p| p.last_line);
+    report.resumed_after = (resume_after > 0).then_some(resume_after);
+
     // Pass 1: validate everything, write nothing.
-    let mut report = IngestReport::default();
     let mut invalid = 0u64;
     let mut checker = Checker::default();
     for_each_event(path, opts.format, |line, parsed| {
@@ -246,30 +369,48 @@ pub fn ingest_file(
             errors: report.errors,
         });
     }
-    report.skipped = invalid;
 
-    // Pass 2: insert the valid events in batches.
+    // Pass 2: insert the valid events after the resume point, in batches
+    // that each commit with the line they reach.
+    let name = path.display().to_string();
+    let mut step = Step {
+        sha256: &sha256,
+        name: &name,
+        size,
+        last_line: resume_after,
+        unchanged: 0,
+        skipped: 0,
+        now,
+        done: false,
+    };
     let mut checker = Checker::default();
     let mut batch: Vec<NewEvent> = Vec::with_capacity(INSERT_BATCH);
-    let mut inserted = 0u64;
-    let mut unchanged = 0u64;
-    for_each_event(path, opts.format, |_, parsed| {
-        let Ok(ev) = parsed else { return Ok(()) };
-        match checker.check(conn, ev)? {
-            Ok(Checked::New(ev)) => batch.push(*ev),
-            Ok(Checked::Unchanged) => unchanged += 1,
-            Err(_) => {}
+    let (mut inserted, mut unchanged, mut skipped) = (0u64, 0u64, 0u64);
+    for_each_event(path, opts.format, |line, parsed| {
+        if line <= resume_after {
+            return Ok(());
+        }
+        step.last_line = line;
+        match parsed {
+            Err(_) => step.skipped += 1,
+            Ok(ev) => match checker.check(conn, ev)? {
+                Ok(Checked::New(ev)) => batch.push(*ev),
+                Ok(Checked::Unchanged) => step.unchanged += 1,
+                Err(_) => step.skipped += 1,
+            },
         }
         if batch.len() >= INSERT_BATCH {
-            inserted += insert_events(conn, &batch)?.len() as u64;
+            inserted += commit_batch(conn, &batch, &step)?;
+            (unchanged, skipped) = (unchanged + step.unchanged, skipped + step.skipped);
+            (step.unchanged, step.skipped) = (0, 0);
             batch.clear();
         }
         Ok(())
     })?;
-    if !batch.is_empty() {
-        inserted += insert_events(conn, &batch)?.len() as u64;
-    }
+    step.done = true;
+    inserted += commit_batch(conn, &batch, &step)?;
     report.inserted = inserted;
-    report.unchanged = unchanged;
+    report.unchanged = unchanged + step.unchanged;
+    report.skipped = skipped + step.skipped;
     Ok(report)
 }
