@@ -56,6 +56,7 @@ impl From<crate::db::DbError> for CliError {
     fn from(e: crate::db::DbError) -> Self {
         match e {
             crate::db::DbError::Missing(_) => CliError::bad_input(format!("--data-dir: {e}")),
+            crate::db::DbError::Sqlite(e) => e.into(),
             other => CliError::failure(other.to_string()),
         }
     }
@@ -116,8 +117,25 @@ impl From<crate::config::ConfigError> for CliError {
     }
 }
 
+/// The data directory of this run, to name it in a disk-full error.
+static DATA_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The one line for a full disk: which folder, and that nothing was lost.
+fn disk_full() -> CliError {
+    let dir = DATA_DIR.get().map_or_else(
+        || "the data directory".to_string(),
+        |d| d.display().to_string(),
+    );
+    CliError::failure(format!(
+        "the disk holding {dir} is full; nothing was lost or half-written — free some space and run the command again"
+    ))
+}
+
 impl From<rusqlite::Error> for CliError {
     fn from(e: rusqlite::Error) -> Self {
+        if crate::db::is_disk_full(&e) {
+            return disk_full();
+        }
         CliError::failure(format!("database error: {e}"))
     }
 }
@@ -209,6 +227,7 @@ pub enum Command {
 /// Parses the command line, runs it, and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = DATA_DIR.set(cli.data_dir.clone());
     init_tracing(cli.log_format);
     match &cli.command {
         // Shows the configuration, so it must not need a valid one first.

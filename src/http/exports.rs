@@ -160,12 +160,23 @@ fn options(
 }
 
 pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
-    let user = ctx.exporter()?;
+    let user = ctx.user()?;
     let state = ctx.state;
     let svc = &state.svc;
+    let who = Requester::User(user.clone());
+    // Every refusal of an export request is in the audit trail.
+    if !user.role.can_export() {
+        let e = crate::service::ServiceError::Forbidden(format!(
+            "role {} may view audit logs but not export them",
+            user.role
+        ));
+        return Err(svc.denied(ctx.conn, &who, e, &ctx.client).into());
+    }
     let body = ctx.body(state.cfg().http.max_body_bytes)?;
     let (request, mode) = json_body::<ExportBody>(&body)?.into_request(user)?;
-    let prepared = svc.prepare_export(ctx.conn, request)?;
+    let prepared = svc
+        .prepare_export(ctx.conn, request)
+        .map_err(|e| svc.denied(ctx.conn, &who, e, &ctx.client))?;
     let count = prepared.count;
     let sync = match mode {
         Mode::Sync => true,
@@ -187,7 +198,9 @@ pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         let encoder = svc.encoder(ctx.conn, &prepared)?;
         return stream(ctx, &prepared.filters, encoder, count);
     }
-    let out = svc.enqueue_export(ctx.conn, &prepared, &ctx.client)?;
+    let out = svc
+        .enqueue_export(ctx.conn, &prepared, &ctx.client)
+        .map_err(|e| svc.denied(ctx.conn, &who, e, &ctx.client))?;
     let mut body = svc.job_view(out.job());
     if matches!(out, CreateOutcome::Restarted(_)) {
         body["restarted"] = json!(true);

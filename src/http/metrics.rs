@@ -16,6 +16,9 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<u16, u64>>,
     sync_rows: AtomicU64,
     downloads: AtomicU64,
+    /// Failed authentications: no token, and unknown or malformed ones.
+    auth_missing: AtomicU64,
+    auth_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -33,9 +36,40 @@ impl Metrics {
     pub fn download(&self) {
         self.downloads.fetch_add(1, Ordering::Relaxed);
     }
+    pub fn auth_failure(&self, missing: bool) {
+        let c = if missing {
+            &self.auth_missing
+        } else {
+            &self.auth_refused
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// With `[http] metrics_token` set, the caller must present it.
+fn check_token(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    let Some(want) = ctx.state.cfg().http.metrics_token.as_deref() else {
+        return Ok(());
+    };
+    let got = ctx.header("Authorization").unwrap_or_default();
+    let got = got.strip_prefix("Bearer ").unwrap_or("").trim();
+    // Compared as SHA-256 digests: how long the comparison takes tells
+    // nothing usable about the token itself.
+    let same = crate::util::sha256_hex(got.as_bytes()) == crate::util::sha256_hex(want.as_bytes());
+    if same {
+        Ok(())
+    } else {
+        ctx.state.metrics.auth_failure(got.is_empty());
+        Err(ApiError::new(
+            401,
+            "unauthorized",
+            "metrics need Authorization: Bearer <[http] metrics_token>",
+        ))
+    }
 }
 
 pub fn render(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    check_token(ctx)?;
     let mut out = String::new();
     out.push_str("# HELP audit_export_jobs Export jobs in the database by state.\n# TYPE audit_export_jobs gauge\n");
     let m = crate::jobs::store::maintenance::metrics(ctx.conn)?;
@@ -86,6 +120,37 @@ pub fn render(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             );
         }
     }
+    let m = &ctx.state.metrics;
+    out.push_str("# HELP audit_export_auth_failures_total Requests refused for want of a valid token.\n# TYPE audit_export_auth_failures_total counter\n");
+    let _ = writeln!(
+        out,
+        "audit_export_auth_failures_total{{reason=\"missing\"}} {}",
+        m.auth_missing.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "audit_export_auth_failures_total{{reason=\"invalid\"}} {}",
+        m.auth_refused.load(Ordering::Relaxed)
+    );
+    let server = &ctx.state.server;
+    let refused = server.refusals();
+    out.push_str("# HELP audit_export_http_connections Connections open now.\n# TYPE audit_export_http_connections gauge\n");
+    let _ = writeln!(
+        out,
+        "audit_export_http_connections {}",
+        server.open_connections()
+    );
+    out.push_str("# HELP audit_export_http_refused_total Connections refused (too many open) and requests timed out.\n# TYPE audit_export_http_refused_total counter\n");
+    let _ = writeln!(
+        out,
+        "audit_export_http_refused_total{{reason=\"too_many_connections\"}} {}",
+        refused.connections.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "audit_export_http_refused_total{{reason=\"timeout\"}} {}",
+        refused.timeouts.load(Ordering::Relaxed)
+    );
     out.push_str("# HELP audit_export_downloads_total Signed-link downloads served.\n# TYPE audit_export_downloads_total counter\n");
     let _ = writeln!(
         out,

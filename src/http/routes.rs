@@ -102,6 +102,16 @@ impl Ctx<'_> {
 
     /// The caller, from `Authorization: Bearer <token>`; 401 otherwise.
     pub fn user(&self) -> Result<User, ApiError> {
+        let result = self.authenticate();
+        if let Err(e) = &result {
+            self.state
+                .metrics
+                .auth_failure(e.message.starts_with("an Authorization"));
+        }
+        result
+    }
+
+    fn authenticate(&self) -> Result<User, ApiError> {
         let header = self
             .request()
             .headers()

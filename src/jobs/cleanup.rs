@@ -19,6 +19,8 @@ pub struct CleanupCounts {
     pub orphan_spools: usize,
     /// Idempotency-Key answers past their day.
     pub idempotency_keys: usize,
+    /// Unfinished local uploads a day old.
+    pub stale_partials: usize,
     pub errors: usize,
 }
 
@@ -28,6 +30,10 @@ pub async fn cleanup_once(runner: &Arc<Runner>, now: i64) -> CleanupCounts {
     expire_stuck(runner, now, &mut c).await;
     delete_old(runner, now, &mut c).await;
     remove_orphan_spools(runner, &mut c).await;
+    // Unfinished local uploads of processes killed mid-write.
+    c.stale_partials = runner
+        .storage
+        .remove_stale_partials(std::time::Duration::from_secs(24 * 3600));
     let before = now - crate::service::ingest::IDEMPOTENCY_TTL_MS;
     match runner
         .on_db(move |conn| {

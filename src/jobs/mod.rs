@@ -122,7 +122,8 @@ pub struct JobsConfig {
     pub poll_interval_ms: u64,
     /// Attempts before a job fails.
     pub max_attempts: u32,
-    /// Base of the exponential retry backoff, in milliseconds.
+    /// Base of the exponential retry backoff, in milliseconds (waits of
+    /// 1×, 2×, 4×, … this, with jitter).
     pub retry_base_ms: u64,
     /// In-progress jobs one requester may have.
     pub max_in_progress_per_requester: u32,
@@ -164,8 +165,11 @@ impl Default for JobsConfig {
             max_parallel_jobs: 2,
             lease_secs: 60,
             poll_interval_ms: 1_000,
-            max_attempts: 3,
-            retry_base_ms: 5_000,
+            // With the storage's own retries (2 min per attempt), waits of
+            // 1, 2, 4 and 8 min between attempts ride out an outage of
+            // about 25 minutes before a job fails.
+            max_attempts: 5,
+            retry_base_ms: 60_000,
             max_in_progress_per_requester: 3,
             job_ttl_secs: 24 * 3600,
             download_ttl_secs: 24 * 3600,

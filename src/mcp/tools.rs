@@ -214,7 +214,17 @@ async fn create(svc: Arc<Service>, caller: Caller, body: ExportBody) -> Result<V
     let who = who(&caller);
     let mailed_by_default = request.email_to.is_none();
     let prepared = blocking(svc.clone(), move |svc, conn| {
-        let mut p = svc.prepare_export(conn, request)?;
+        let who = Requester::User(caller.user.clone());
+        if !caller.user.role.can_export() {
+            let e = crate::service::ServiceError::Forbidden(format!(
+                "role {} may view audit logs but not export them",
+                caller.user.role
+            ));
+            return Err(svc.denied(conn, &who, e, &caller.client).into());
+        }
+        let mut p = svc
+            .prepare_export(conn, request)
+            .map_err(|e| svc.denied(conn, &who, e, &caller.client))?;
         let wait = match mode {
             Mode::Sync => true,
             Mode::Async => false,
@@ -228,7 +238,9 @@ async fn create(svc: Arc<Service>, caller: Caller, body: ExportBody) -> Result<V
         if wait && mailed_by_default {
             p.recipients.clear();
         }
-        let out = svc.enqueue_export(conn, &p, &caller.client)?;
+        let out = svc
+            .enqueue_export(conn, &p, &caller.client)
+            .map_err(|e| svc.denied(conn, &who, e, &caller.client))?;
         Ok(Ok((out, wait, p.count)))
     })
     .await?;

@@ -219,6 +219,48 @@ impl Service {
         )
     }
 
+    /// Records `audit_log.export_denied` when `err` refuses an export
+    /// request of a user — a role or organization not allowed, an
+    /// unverified recipient, too many exports, a duplicate — and hands
+    /// `err` back. Recording is best effort: it never hides the refusal.
+    pub fn denied(
+        &self,
+        conn: &mut Connection,
+        who: &Requester,
+        err: ServiceError,
+        client: &Client,
+    ) -> ServiceError {
+        use crate::jobs::JobError as J;
+        let Requester::User(u) = who else {
+            return err;
+        };
+        let (reason, target) = match &err {
+            ServiceError::Forbidden(_) => ("forbidden", None),
+            ServiceError::UnverifiedRecipient(_) => ("unverified_recipient", None),
+            ServiceError::Job(J::TooManyExports { .. }) => ("too_many_exports", None),
+            ServiceError::Job(J::DuplicateExport { id, .. }) => {
+                ("duplicate_export", Some(id.clone()))
+            }
+            _ => return err,
+        };
+        let details = json!({"reason": reason, "message": err.to_string()});
+        let recorded = self.audit(
+            conn,
+            who,
+            client,
+            super::Audited {
+                org: &u.organization_id,
+                action: "audit_log.export_denied",
+                target_id: target.as_deref().unwrap_or("-"),
+                details: &details,
+            },
+        );
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, reason, "could not record a denied export");
+        }
+        err
+    }
+
     /// The encoder of a prepared export (the redaction rules, and the
     /// organization's users for the readable profile).
     pub fn encoder(&self, conn: &Connection, p: &Prepared) -> Result<Encoder, ServiceError> {

@@ -2,8 +2,14 @@
 //! S3 by configuration), plus the deterministic zip used before storing.
 //!
 //! Files are streamed in chunks with their SHA-256 computed on the way, so
-//! memory stays flat whatever the file size. This module knows nothing of
-//! job state.
+//! memory stays flat whatever the file size. A file appears at its key only
+//! once complete: on local disk it is written under `<root>/.partial/` and
+//! renamed into place on close; on S3 a multipart upload completes on close
+//! or is aborted. Transient backend errors (a network blip, an S3 outage)
+//! are retried inside the operation for up to `[storage] retry_secs` before
+//! the caller sees them; configuration errors (no such bucket, bad
+//! credentials) are never retried and name the setting to fix. This module
+//! knows nothing of job state.
 
 mod zip;
 
@@ -32,7 +38,13 @@ pub struct StorageConfig {
     pub region: Option<String>,
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
+    /// How long transient errors are retried inside one operation before
+    /// it fails (default 120; 0: no retries).
+    pub retry_secs: Option<u64>,
 }
+
+/// Folder of unfinished local writes, under the storage root.
+pub const PARTIAL_DIR: &str = ".partial";
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -46,6 +58,10 @@ pub enum StorageKind {
 pub enum StorageError {
     #[error("storage configuration: {0}")]
     Config(String),
+    /// The backend refused a write for a reason no retry fixes; the message
+    /// names the setting to fix.
+    #[error("{0}")]
+    Misconfigured(String),
     #[error("storage: {0}")]
     Backend(#[from] opendal::Error),
     #[error("storage I/O: {0}")]
@@ -55,22 +71,74 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    /// Whether trying again may succeed (everything but a bad configuration).
+    /// Whether trying again may succeed: not a bad configuration (missing
+    /// bucket, refused credentials); a full local disk may be freed, so it
+    /// is retried like an outage.
     pub fn retryable(&self) -> bool {
-        !matches!(self, StorageError::Config(_))
+        !matches!(
+            self,
+            StorageError::Config(_) | StorageError::Misconfigured(_)
+        )
     }
 }
 
-/// Decides whether a write fails, for fault-injection tests only.
+/// Decides whether a write fails, for fault-injection tests only: called
+/// with the key before a write starts.
 pub type FaultHook = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+/// Like [`FaultHook`], called after each chunk is written with the bytes
+/// written so far (the last call comes before the file is completed).
+pub type MidWriteFault = Arc<dyn Fn(&str, u64) -> Option<String> + Send + Sync>;
+
+/// The waits (seconds, before jitter) between retries that add up to at
+/// least `secs`: 1, 2, 4, 8, 16, then 20 each.
+fn retry_delays(secs: u64) -> Vec<u64> {
+    let (mut total, mut delay, mut out) = (0u64, 1u64, Vec::new());
+    while total < secs {
+        out.push(delay);
+        total += delay;
+        delay = (delay * 2).min(20);
+    }
+    out
+}
+
+/// The retries of transient errors, spread over about `secs` seconds:
+/// exponential from 1 s, at most 20 s apart, with jitter.
+fn retry_layer(
+    secs: u64,
+) -> Option<opendal::layers::RetryLayer<impl opendal::layers::RetryInterceptor>> {
+    if secs == 0 {
+        return None;
+    }
+    let times = retry_delays(secs).len();
+    Some(
+        opendal::layers::RetryLayer::new()
+            .with_jitter()
+            .with_factor(2.0)
+            .with_min_delay(std::time::Duration::from_secs(1))
+            .with_max_delay(std::time::Duration::from_secs(20))
+            .with_max_times(times)
+            .with_notify(|e: opendal::layers::RetryEvent<'_>| {
+                tracing::warn!(
+                    op = %e.op,
+                    attempt = e.attempt,
+                    retry_in_ms = e.retry_after.as_millis() as u64,
+                    error = %e.err,
+                    "storage: transient error, retrying"
+                );
+            }),
+    )
+}
 
 /// The export store.
 #[derive(Clone)]
 pub struct Storage {
     op: Operator,
     fault: Option<FaultHook>,
+    fault_mid: Option<MidWriteFault>,
     /// The root folder, for local disk.
     local_root: Option<std::path::PathBuf>,
+    /// Kind, bucket and endpoint, to explain refusals (no secrets).
+    about: (StorageKind, Option<String>, Option<String>),
 }
 
 impl std::fmt::Debug for Storage {
@@ -97,13 +165,23 @@ impl Storage {
                     Some(r) => std::path::PathBuf::from(r),
                     None => data_dir.join("exports"),
                 };
-                std::fs::create_dir_all(&root)?;
+                std::fs::create_dir_all(root.join(PARTIAL_DIR))?;
                 let root = std::path::absolute(&root)?;
-                let b = opendal::services::Fs::default().root(&root.to_string_lossy());
+                // Unfinished files live beside the final ones (same file
+                // system, so the closing rename is atomic).
+                let b = opendal::services::Fs::default()
+                    .root(&root.to_string_lossy())
+                    .atomic_write_dir(&root.join(PARTIAL_DIR).to_string_lossy());
+                let mut op = Operator::new(b)?;
+                if let Some(l) = retry_layer(cfg.retry_secs.unwrap_or(120)) {
+                    op = op.layer(l);
+                }
                 return Ok(Storage {
-                    op: Operator::new(b)?,
+                    op,
                     fault: None,
+                    fault_mid: None,
                     local_root: Some(root),
+                    about: (cfg.kind, None, None),
                 });
             }
             StorageKind::S3 => {
@@ -129,14 +207,58 @@ impl Storage {
                 if let Some(s) = &cfg.secret_access_key {
                     b = b.secret_access_key(s);
                 }
-                Operator::new(b)?
+                let mut op = Operator::new(b)?;
+                if let Some(l) = retry_layer(cfg.retry_secs.unwrap_or(120)) {
+                    op = op.layer(l);
+                }
+                op
             }
         };
         Ok(Storage {
             op,
             fault: None,
+            fault_mid: None,
             local_root: None,
+            about: (cfg.kind, cfg.bucket.clone(), cfg.endpoint.clone()),
         })
+    }
+
+    /// A backend error of a write: a refusal no retry can fix becomes
+    /// [`StorageError::Misconfigured`], naming the setting.
+    fn write_error(&self, e: opendal::Error) -> StorageError {
+        use opendal::ErrorKind as K;
+        let (kind, bucket, endpoint) = &self.about;
+        let bucket = bucket.as_deref().unwrap_or("");
+        let text = e.to_string();
+        let s3 = *kind == StorageKind::S3;
+        let missing_bucket = s3 && (text.contains("NoSuchBucket") || e.kind() == K::NotFound);
+        let refused = matches!(e.kind(), K::PermissionDenied)
+            || [
+                "InvalidAccessKeyId",
+                "SignatureDoesNotMatch",
+                "AccessDenied",
+            ]
+            .iter()
+            .any(|c| text.contains(c));
+        let why = if missing_bucket {
+            format!(
+                "storage: bucket {bucket:?} does not exist at {} — create it, or fix [storage] bucket / endpoint ({e})",
+                endpoint.as_deref().unwrap_or("the default endpoint")
+            )
+        } else if s3 && refused {
+            format!(
+                "storage: bucket {bucket:?} refused the credentials — check [storage] access_key_id and secret_access_key ({e})"
+            )
+        } else if refused {
+            format!(
+                "storage: the export folder is not writable — check [storage] root and its permissions ({e})"
+            )
+        } else if matches!(e.kind(), K::ConfigInvalid | K::Unsupported) {
+            format!("storage: invalid [storage] settings ({e})")
+        } else {
+            return StorageError::Backend(e);
+        };
+        StorageError::Misconfigured(why)
     }
 
     /// Where `key` is on local disk (`fs` storage only).
@@ -150,9 +272,16 @@ impl Storage {
         self
     }
 
+    /// The same storage, with file writes failing midway when `hook` says.
+    pub fn with_mid_write_fault(mut self, hook: MidWriteFault) -> Storage {
+        self.fault_mid = Some(hook);
+        self
+    }
+
     /// Streams the first `limit` bytes of the file at `path` to `key`,
-    /// returning size and SHA-256. A failed write is aborted, so no partial
-    /// object is left behind.
+    /// returning size and SHA-256. A failed write (any step, closing
+    /// included) is aborted: nothing appears at `key`, and no unfinished
+    /// copy is left behind.
     pub async fn put_file(
         &self,
         key: &str,
@@ -163,7 +292,12 @@ impl Storage {
             return Err(StorageError::Injected(msg));
         }
         let mut file = tokio::fs::File::open(path).await?.take(limit);
-        let mut writer = self.op.writer_with(key).chunk(CHUNK).await?;
+        let mut writer = self
+            .op
+            .writer_with(key)
+            .chunk(CHUNK)
+            .await
+            .map_err(|e| self.write_error(e))?;
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         let mut size = 0u64;
         let result: Result<(), StorageError> = async {
@@ -175,7 +309,10 @@ impl Storage {
                 }
                 ctx.update(&buf);
                 size += n as u64;
-                writer.write(buf).await?;
+                writer.write(buf).await.map_err(|e| self.write_error(e))?;
+                if let Some(msg) = self.fault_mid.as_ref().and_then(|f| f(key, size)) {
+                    return Err(StorageError::Injected(msg));
+                }
             }
         }
         .await;
@@ -183,7 +320,10 @@ impl Storage {
             let _ = writer.abort().await;
             return Err(e);
         }
-        writer.close().await?;
+        if let Err(e) = writer.close().await {
+            let _ = writer.abort().await;
+            return Err(self.write_error(e));
+        }
         Ok(PutResult {
             size,
             sha256: crate::util::hex(ctx.finish().as_ref()),
@@ -195,7 +335,10 @@ impl Storage {
         if let Some(msg) = self.fault.as_ref().and_then(|f| f(to)) {
             return Err(StorageError::Injected(msg));
         }
-        self.op.copy(from, to).await?;
+        self.op
+            .copy(from, to)
+            .await
+            .map_err(|e| self.write_error(e))?;
         Ok(())
     }
 
@@ -204,7 +347,10 @@ impl Storage {
         if let Some(msg) = self.fault.as_ref().and_then(|f| f(key)) {
             return Err(StorageError::Injected(msg));
         }
-        self.op.write(key, bytes).await?;
+        self.op
+            .write(key, bytes)
+            .await
+            .map_err(|e| self.write_error(e))?;
         Ok(())
     }
 
@@ -236,6 +382,30 @@ impl Storage {
             let _ = self.op.delete(&format!("{folder}/")).await;
         }
         Ok(())
+    }
+
+    /// Removes unfinished local writes older than `age` (a process killed
+    /// while uploading leaves its partial file). Returns how many.
+    pub fn remove_stale_partials(&self, age: std::time::Duration) -> usize {
+        let Some(root) = &self.local_root else {
+            return 0;
+        };
+        let Ok(dir) = std::fs::read_dir(root.join(PARTIAL_DIR)) else {
+            return 0;
+        };
+        let mut n = 0;
+        for e in dir.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|a| a > age);
+            if old && std::fs::remove_file(e.path()).is_ok() {
+                n += 1;
+            }
+        }
+        n
     }
 
     /// The underlying operator (downloads stream from it).
@@ -313,5 +483,48 @@ mod tests {
         assert_eq!(st.read("org/job/file.csv").await.unwrap(), data);
         st.delete("org/job/file.csv").await.unwrap();
         assert!(!st.exists("org/job/file.csv").await.unwrap());
+    }
+
+    /// Every point a write can fail at, first chunk to just before the
+    /// closing rename: nothing at the key, nothing left unfinished.
+    #[tokio::test]
+    async fn a_write_failing_midway_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src.bin");
+        let data: Vec<u8> = (0..(CHUNK * 2 + 123)).map(|i| (i % 249) as u8).collect();
+        std::fs::write(&src, &data).unwrap();
+        for fail_at in [CHUNK as u64, (CHUNK * 2) as u64, data.len() as u64] {
+            let st = Storage::from_config(&StorageConfig::default(), dir.path())
+                .unwrap()
+                .with_mid_write_fault(Arc::new(move |_, written| {
+                    (written >= fail_at).then(|| format!("disk gone after {written} bytes"))
+                }));
+            let err = st
+                .put_file("org/job/f.csv", &src, u64::MAX)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StorageError::Injected(_)), "{err}");
+            assert!(err.retryable());
+            assert!(
+                !st.exists("org/job/f.csv").await.unwrap(),
+                "fail at {fail_at}"
+            );
+            let partial = dir.path().join("exports").join(PARTIAL_DIR);
+            assert_eq!(
+                std::fs::read_dir(&partial).unwrap().count(),
+                0,
+                "fail at {fail_at}"
+            );
+        }
+    }
+
+    #[test]
+    fn retries_spread_over_about_the_configured_time() {
+        assert!(retry_layer(0).is_none());
+        assert_eq!(retry_delays(120), [1, 2, 4, 8, 16, 20, 20, 20, 20, 20]);
+        for secs in [1, 5, 60, 120, 600] {
+            let total: u64 = retry_delays(secs).iter().sum();
+            assert!(total >= secs && total < secs + 20, "{secs}: {total}");
+        }
     }
 }

@@ -37,8 +37,16 @@ impl StepError {
     }
 }
 
+/// A full disk (`ENOSPC`): retried like an outage, since space may be freed.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(28) || e.kind() == std::io::ErrorKind::StorageFull
+}
+
 impl From<std::io::Error> for StepError {
     fn from(e: std::io::Error) -> Self {
+        if is_disk_full(&e) {
+            return StepError::retryable("disk_full", e);
+        }
         StepError::retryable("io_error", e)
     }
 }
@@ -51,13 +59,17 @@ impl From<rusqlite::Error> for StepError {
 
 impl From<crate::storage::StorageError> for StepError {
     fn from(e: crate::storage::StorageError) -> Self {
-        if e.retryable() {
-            StepError::retryable("storage_error", e)
-        } else {
-            StepError::Fatal {
+        if !e.retryable() {
+            return StepError::Fatal {
                 code: "storage_config",
                 message: e.to_string(),
+            };
+        }
+        match &e {
+            crate::storage::StorageError::Io(io) if is_disk_full(io) => {
+                StepError::retryable("disk_full", e)
             }
+            _ => StepError::retryable("storage_error", e),
         }
     }
 }
