@@ -78,6 +78,26 @@ export function plural(n, one, many = `${one}s`) {
   return `${fmtNumber(n)} ${n === 1 ? one : many}`;
 }
 
+/**
+ * A lifetime in seconds as people say it: 86400 → "24 hours", 172800 →
+ * "2 days", 5400 → "1 hour 30 minutes", 90 → "1 minute 30 seconds".
+ * Null for a missing or negative value.
+ */
+export function fmtDuration(seconds) {
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) return null;
+  let s = Math.round(seconds);
+  // Whole days from two days up ("24 hours" reads better than "1 day").
+  if (s >= 172_800 && s % 86_400 === 0) return plural(s / 86_400, 'day');
+  const parts = [];
+  for (const [size, unit] of [[3600, 'hour'], [60, 'minute'], [1, 'second']]) {
+    const n = Math.floor(s / size);
+    s -= n * size;
+    if (n) parts.push(plural(n, unit));
+    if (parts.length === 2) break;
+  }
+  return parts.length ? parts.join(' ') : '0 seconds';
+}
+
 /** Splits a comma-separated multi-value input ("user.*, role.*"). */
 export function splitList(text) {
   return String(text ?? '')

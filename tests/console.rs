@@ -25,11 +25,14 @@ fn the_console_passes_its_browser_checks() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
+    // Screenshots of every page stay after the run, as test artifacts.
+    let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-artifacts");
+    let _ = std::fs::remove_dir_all(&artifacts);
     let out = std::process::Command::new("bash")
         .arg(console.join("run.sh"))
         .env("SERVER_BIN", env!("CARGO_BIN_EXE_audit-export"))
         .env("TMPDIR", work.path())
-        .env("ARTIFACTS_DIR", work.path().join("artifacts"))
+        .env("ARTIFACTS_DIR", &artifacts)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -42,6 +45,9 @@ fn the_console_passes_its_browser_checks() {
     );
     let passed = stdout.lines().filter(|l| l.starts_with("ok - ")).count();
     assert!(!stdout.lines().any(|l| l.starts_with("not ok")), "{stdout}");
-    // The suite has 30 checks; fewer means some never ran.
-    assert!(passed >= 30, "only {passed} checks passed:\n{stdout}");
+    // The suite has 39 checks; fewer means some never ran.
+    assert!(passed >= 39, "only {passed} checks passed:\n{stdout}");
+    let shots = std::fs::read_dir(&artifacts).map(|d| d.count()).unwrap_or(0);
+    assert!(shots >= 19, "{shots} screenshots in {}", artifacts.display());
+    eprintln!("screenshots: {}", artifacts.display());
 }

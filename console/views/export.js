@@ -5,15 +5,13 @@
 // which follows the job until its link is ready).
 
 import { api, jobRunning, stateLabel } from '../api.js';
-import { h, replace, field, setFieldError, clearFieldErrors, setText, fmtNumber, fmtBytes, plural, splitList } from '../dom.js';
+import { h, replace, field, setFieldError, clearFieldErrors, setText, fmtNumber, fmtBytes, fmtDuration, plural, splitList } from '../dom.js';
 import { filterControls, readFilters, checkRange, toApiFilters, showApiFieldError } from '../filters.js';
 import { browserZone, fmtTime, timeEl } from '../time.js';
 import { confirmDialog } from './confirm.js';
 
 const ESTIMATE_DELAY_MS = 400;
 const POLL_MS = 1000;
-// UC-308 BR-308.3; the API tells the real expiry only once the job is done.
-const LINK_LIFETIME = '24 hours';
 
 const FORMATS = [
   { value: 'csv', label: 'CSV', hint: 'Spreadsheet compatible' },
@@ -117,6 +115,8 @@ function renderForm(env, filters) {
   controls['csv.profile'] = profileSet;
   controls.csv = profileSet;
 
+  // The link lifetime comes with the estimate (link_ttl_seconds).
+  const lifetimeNote = h('span', { id: 'exp-lifetime-note' });
   const estimateValue = h('strong', { id: 'exp-estimate-count' }, '—');
   const estimateNote = h('span', { class: 'muted', id: 'exp-estimate-note' }, '');
   const estimate = h(
@@ -154,7 +154,7 @@ function renderForm(env, filters) {
       h('div', { class: 'pair' }, formatSet, profileSet),
       h('datalist', { id: 'exp-tz-list' }, timeZones().map((z) => h('option', { value: z }))),
       field({ id: 'exp-timezone', label: 'Time zone of the timestamps', control: tz, hint: 'IANA name, for example Europe/Paris or UTC', className: 'narrow' }),
-      h('p', { class: 'notice notice-info' }, `Note: large exports run in the background and are e-mailed when complete; the download link expires after ${LINK_LIFETIME}.`),
+      h('p', { class: 'notice notice-info', id: 'exp-large-note' }, 'Note: large exports run in the background and are e-mailed when complete.', lifetimeNote),
       field({
         id: 'exp-email',
         label: 'E-mail to (for large exports)',
@@ -217,6 +217,8 @@ function renderForm(env, filters) {
       estimateValue.textContent = fmtNumber(r.record_count);
       estimateValue.dataset.count = String(r.record_count);
       estimateValue.dataset.mode = r.mode;
+      const ttl = fmtDuration(r.link_ttl_seconds);
+      if (ttl) setText(lifetimeNote, ` The download link is valid for ${ttl} after the export completes.`);
       setText(
         estimateNote,
         r.record_count === 0
@@ -252,12 +254,6 @@ function renderForm(env, filters) {
     return b;
   }
 
-  function recipients() {
-    const to = splitList(email.value);
-    if (to.length) return to;
-    return me.email_verified ? [me.email] : [];
-  }
-
   function busy(on, label = 'Exporting…') {
     submit.disabled = on;
     cancel.disabled = on;
@@ -290,7 +286,7 @@ function renderForm(env, filters) {
     }
     if (resp.status === 202) {
       const job = await resp.json();
-      if (!isClosed()) renderProgress(env, job, { recipients: recipients(), restarted: job.restarted === true });
+      if (!isClosed()) renderProgress(env, job, { restarted: job.restarted === true });
       return;
     }
     const disposition = resp.headers.get('Content-Disposition') || '';
@@ -320,7 +316,7 @@ function renderForm(env, filters) {
         const yes = await confirmDialog({
           id: 'duplicate-dialog',
           title: 'Export already in progress',
-          message: `An export with the same filters and format (started ${started}) is already in progress. Do you want to restart it?`,
+          message: `An export with the same filters, format and options (started ${started}) is already in progress. Do you want to restart it?`,
           details: 'Restarting discards its progress and runs it again from the beginning; the link is sent when it completes.',
           confirmLabel: 'Restart export',
           cancelLabel: 'Keep it running',
@@ -386,7 +382,7 @@ function download(blob, name) {
 }
 
 /** The "Export in progress" panel, following the job until it ends. */
-function renderProgress(env, job, { recipients, restarted }) {
+function renderProgress(env, job, { restarted }) {
   const { ctx, dialog, later, isClosed } = env;
   const progress = h('progress', { id: 'exp-progress', max: 1, value: 0, 'aria-label': 'Export progress' });
   const progressText = h('p', { class: 'progress-text', id: 'exp-progress-text' });
@@ -395,10 +391,18 @@ function renderProgress(env, job, { recipients, restarted }) {
   const heading = h('h2', { id: 'export-title', tabindex: -1 }, 'Export in progress');
   const records = estimated != null ? plural(estimated, 'record') : 'the selected records';
   const intro = h('p', { id: 'exp-intro' }, `Your export of ${records} is being processed.`);
+  // Who gets the e-mail and how long the link lives: as the server says
+  // (the 202 answer), not as the form was filled in.
+  const recipients = Array.isArray(job.recipients) ? job.recipients : [];
+  const ttl = fmtDuration(job.link_ttl_seconds);
   const recipient = recipients.length
-    ? h('p', { id: 'exp-recipient' }, 'You will receive an email at ', h('strong', null, recipients.join(', ')), ' when the export is ready for download.')
-    : h('p', { id: 'exp-recipient' }, 'No e-mail will be sent (no verified address); the link will appear here, on the Jobs page and in your notifications.');
-  const lifetime = h('p', { id: 'exp-lifetime' }, `The download link will expire in ${LINK_LIFETIME}.`);
+    ? h('p', { id: 'exp-recipient' }, 'You will receive an email at ', h('strong', { id: 'exp-recipients' }, recipients.join(', ')), ' when the export is ready for download.')
+    : h('p', { id: 'exp-recipient' }, 'No e-mail will be sent (no recipient); the link will appear here, on the Jobs page and in your notifications.');
+  const lifetime = h(
+    'p',
+    { id: 'exp-lifetime' },
+    ttl ? `The download link will expire ${ttl} after the export completes.` : 'The download link expires some time after the export completes.',
+  );
 
   replace(
     dialog,
@@ -446,8 +450,9 @@ function renderProgress(env, job, { recipients, restarted }) {
     heading.textContent = j.state === 'completed' ? 'Export ready' : 'Export ended';
     if (j.state === 'completed') {
       intro.textContent = `Your export of ${plural(j.record_count ?? done, 'record')} is complete.`;
-      if (recipients.length && j.file) replace(recipient, 'The link is also e-mailed to ', h('strong', null, recipients.join(', ')), '.');
-      if (j.expires_at) replace(lifetime, `The download link expires in ${LINK_LIFETIME}, at `, timeEl(j.expires_at), '.');
+      if (recipients.length && j.file) replace(recipient, 'The link is also e-mailed to ', h('strong', { id: 'exp-recipients' }, recipients.join(', ')), '.');
+      const left = fmtDuration(j.link_ttl_seconds);
+      if (j.expires_at) replace(lifetime, left ? `The download link is valid for ${left}, until ` : 'The download link is valid until ', timeEl(j.expires_at), '.');
     } else {
       intro.textContent = 'Your export did not complete.';
     }

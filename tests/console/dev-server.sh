@@ -68,7 +68,13 @@ start_server() {
   return 1
 }
 
-start_server AUDIT_EXPORT_CONSOLE_DIR="$root/console" || { cat "$log" >&2; exit 1; }
+# CONSOLE_FROM_DISK=0 serves the copy built into the binary (what run.sh
+# tests); the default serves console/ from disk, for editing.
+if [[ "${CONSOLE_FROM_DISK:-1}" == 1 ]]; then
+  start_server AUDIT_EXPORT_CONSOLE_DIR="$root/console" || { cat "$log" >&2; exit 1; }
+else
+  start_server || { cat "$log" >&2; exit 1; }
+fi
 
 cat >"$work/env" <<ENV
 export BASE_URL=$url

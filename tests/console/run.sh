@@ -12,7 +12,8 @@ cd "$here"
 [[ -d node_modules/playwright-core && -d node_modules/axe-core ]] || npm ci --no-audit --no-fund >&2
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/audit-console-e2e.XXXXXX")
-WORK_DIR=$work ./dev-server.sh --detach >/dev/null
+# The console the binary embeds, as users get it.
+CONSOLE_FROM_DISK=${CONSOLE_FROM_DISK:-0} WORK_DIR=$work ./dev-server.sh --detach >/dev/null
 # shellcheck disable=SC1091
 source "$work/env"
 trap 'kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; rm -rf "$work"' EXIT
