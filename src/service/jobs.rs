@@ -153,6 +153,18 @@ impl Service {
             "filters": j.filters_value(),
             "requester": j.requester,
             "recipients": j.recipients,
+            // What sets it apart from another export of the same filters.
+            "options": {
+                "csv": (j.format == crate::format::Format::Csv).then(|| json!({
+                    "profile": j.options.csv.profile.as_str(),
+                    "fields": j.options.csv.fields.map(|f| f.names()),
+                    "bom": j.options.csv.bom,
+                    "formula_guard": j.options.csv.formula_guard,
+                })),
+                "timezone": j.options.timezone,
+                "redact": j.options.redact.0,
+                "compress": j.compress.as_str(),
+            },
             // Known before completion, so a client can say "the link will
             // work for 24 hours" while the job runs.
             "link_ttl_seconds": self.cfg.link_secs(),
