@@ -30,11 +30,19 @@
 //! - [`notify`]: in-app notices and the e-mail outbox (lettre), written in
 //!   the transaction of a job's final transition.
 //! - [`service`]: the operations every surface calls (request an export,
-//!   see/cancel/restart jobs, ingest) with the same rules and errors.
+//!   see/cancel/restart jobs, search, ingest) with the same rules and
+//!   errors.
+//! - [`schedules`]: scheduled exports (`workflows/*.toml`): definitions,
+//!   DST-aware fire times, exactly-once fires, archive copies.
 //! - [`engine`]: the library entry point that opens and runs it all.
-//! - [`http`]: the API (tiny_http), downloads, metrics.
+//! - [`api`]: the wire format HTTP and MCP share: request bodies and the
+//!   one error shape.
+//! - [`http`]: the API server (tiny_http, bounded against slow clients),
+//!   downloads, the web console's files, metrics.
+//! - [`mcp`]: the same search and exports as MCP tools (stdio and `/mcp`).
 //! - [`cli`]: the command line.
 
+pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod config;

@@ -30,7 +30,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub notify: crate::notify::NotifyConfig,
     pub smtp: crate::notify::SmtpConfig,
-    pub schedules: crate::schedules::SchedulesConfig,
+    pub schedules: SchedulesConfig,
     pub redaction: crate::format::RedactionConfig,
     pub signing: crate::manifest::keys::SigningConfig,
 }
@@ -59,6 +59,23 @@ pub const COMMAND_VARIABLES: [&str; 7] = [
     "AUDIT_EXPORT_REQUESTER",
     "AUDIT_EXPORT_TOKEN",
 ];
+
+/// `[schedules]` settings (here rather than in `schedules`, which runs on
+/// the service that holds the whole configuration).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulesConfig {
+    /// The folder of schedule files (default: `workflows` in the working
+    /// directory).
+    pub dir: Option<String>,
+}
+
+impl SchedulesConfig {
+    /// The folder to read.
+    pub fn dir(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(self.dir.as_deref().unwrap_or("workflows"))
+    }
+}
 
 /// `[http]` settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -3,113 +3,16 @@
 //! organization (another organization's job is a 404), and non-admins see
 //! only their own jobs.
 
-use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
 use super::routes::{boxed, json, Ctx, Reply};
-use super::util::{attachment, header, json_body};
-use crate::filters::{FilterInput, Filters};
-use crate::format::{CsvOptions, CsvProfile, Encoder, ExportOptions, Fields, Format, Redact};
+use super::util::{attachment, header};
+use crate::api::body::{json_body, mode_for, EstimateRequest, ExportBody, Mode};
+use crate::filters::Filters;
+use crate::format::Encoder;
 use crate::jobs::store::CreateOutcome;
-use crate::service::ExportRequest;
 use crate::users::Requester;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct EstimateRequest {
-    pub filters: FilterInput,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CsvRequest {
-    bom: Option<bool>,
-    formula_guard: Option<bool>,
-    profile: Option<String>,
-    fields: Option<Vec<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-/// The body of `POST /api/v1/exports`, also the arguments of MCP's
-/// `create_export`: one schema for both surfaces.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ExportBody {
-    format: String,
-    filters: FilterInput,
-    csv: Option<CsvRequest>,
-    email_to: Option<OneOrMany>,
-    mode: Option<String>,
-    restart: Option<bool>,
-    timezone: Option<String>,
-    redact: Option<bool>,
-}
-
-/// How an export is answered: `auto` picks by size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Auto,
-    Sync,
-    Async,
-}
-
-impl ExportBody {
-    /// The service request this body asks for, and its mode.
-    pub(crate) fn into_request(
-        self,
-        user: crate::users::User,
-    ) -> Result<(ExportRequest, Mode), ApiError> {
-        let r = self;
-        let format = Format::parse_lenient(&r.format).map_err(|e| {
-            ApiError::bad_request("invalid_format", e.to_string()).with(json!({"field": "format"}))
-        })?;
-        let mode = match r.mode.as_deref().unwrap_or("auto") {
-            "auto" => Mode::Auto,
-            "sync" => Mode::Sync,
-            "async" => Mode::Async,
-            other => {
-                return Err(ApiError::bad_request(
-                    "invalid_mode",
-                    format!("mode {other:?}: expected auto, sync or async"),
-                )
-                .with(json!({"field": "mode"})))
-            }
-        };
-        if r.csv.is_some() && format != Format::Csv {
-            return Err(ApiError::bad_request(
-                "invalid_csv_options",
-                "csv options apply to format csv only",
-            )
-            .with(json!({"field": "csv"})));
-        }
-        let options = options(r.csv.as_ref(), r.timezone, r.redact)?;
-        let request = ExportRequest {
-            options,
-            email_to: r.email_to.map(|e| match e {
-                OneOrMany::One(s) => vec![s],
-                OneOrMany::Many(v) => v,
-            }),
-            restart: r.restart.unwrap_or(false),
-            ..ExportRequest::new(Requester::User(user), r.filters, format)
-        };
-        Ok((request, mode))
-    }
-}
-
-pub(crate) fn mode_for(count: u64, threshold: u64) -> &'static str {
-    if count < threshold {
-        "sync"
-    } else {
-        "async"
-    }
-}
 
 pub fn estimate(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.exporter()?;
@@ -128,35 +31,6 @@ pub fn estimate(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
             "link_ttl_seconds": ctx.state.cfg().link_secs(),
         }),
     ))
-}
-
-/// The export options of a request body (checked with the format later).
-fn options(
-    csv: Option<&CsvRequest>,
-    timezone: Option<String>,
-    redact: Option<bool>,
-) -> Result<ExportOptions, ApiError> {
-    let bad = |e: crate::format::OptionError| {
-        ApiError::bad_request(e.code, e.message).with(json!({"field": e.field}))
-    };
-    let profile = match csv.and_then(|c| c.profile.as_deref()) {
-        None => CsvProfile::Raw,
-        Some(p) => CsvProfile::parse(p).map_err(bad)?,
-    };
-    let fields = match csv.and_then(|c| c.fields.as_ref()) {
-        None => None,
-        Some(names) => Some(Fields::parse(names).map_err(bad)?),
-    };
-    Ok(ExportOptions {
-        csv: CsvOptions {
-            bom: csv.and_then(|c| c.bom).unwrap_or(true),
-            formula_guard: csv.and_then(|c| c.formula_guard).unwrap_or(true),
-            profile,
-            fields,
-        },
-        timezone,
-        redact: Redact(redact.unwrap_or(true)),
-    })
 }
 
 pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {

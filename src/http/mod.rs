@@ -24,7 +24,7 @@
 pub mod audit_logs;
 pub mod console;
 pub mod download;
-pub mod error;
+pub use crate::api::error;
 pub mod exports;
 pub mod manifests;
 pub mod mcp;

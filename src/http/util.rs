@@ -72,60 +72,7 @@ fn too_large(limit: u64) -> ApiError {
     )
 }
 
-/// Parses a JSON body into `T`, naming the problem (unknown field, wrong
-/// type, syntax) in a 400.
-pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(
-            "invalid_json",
-            "a JSON body is required",
-        ));
-    }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| field_error(e.path().to_string(), e.into_inner().to_string()))?;
-    // Trailing bytes after the value are a syntax error too.
-    de.end()
-        .map_err(|e| field_error(".".into(), e.to_string()))?;
-    Ok(value)
-}
-
-/// [`json_body`] for an already-parsed JSON value (an MCP tool's arguments).
-pub fn json_value<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(v)
-        .map_err(|e| field_error(e.path().to_string(), e.into_inner().to_string()))
-}
-
-/// The 400 of a body that does not fit its type: `unknown_field` or
-/// `invalid_json`, with `field` the path of the culprit (`filters.actors[0]`;
-/// absent for a syntax error or a missing top-level field).
-fn field_error(path: String, message: String) -> ApiError {
-    let code = if message.contains("unknown field") {
-        "unknown_field"
-    } else {
-        "invalid_json"
-    };
-    // The path ends at an unknown field already; a missing field is named
-    // in the message only.
-    let missing = message
-        .strip_prefix("missing field `")
-        .and_then(|m| m.split('`').next());
-    let field = match (path.as_str(), missing) {
-        (".", Some(n)) => Some(n.to_string()),
-        (".", None) => None,
-        (p, Some(n)) => Some(format!("{p}.{n}")),
-        (p, None) => Some(p.to_string()),
-    };
-    let message = match &field {
-        Some(f) if !message.contains(f.as_str()) => format!("{f}: {message}"),
-        _ => message,
-    };
-    let err = ApiError::bad_request(code, message);
-    match field {
-        Some(f) => err.with(serde_json::json!({ "field": f })),
-        None => err,
-    }
-}
+pub use crate::api::body::{json_body, json_value};
 
 /// A `limit` query parameter: `default` when absent, else 1..=`max`.
 pub fn limit(raw: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {

@@ -24,6 +24,9 @@ pub struct CleanupCounts {
     pub errors: usize,
 }
 
+/// How long an Idempotency-Key answer is kept (the clean-up prunes older).
+pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
+
 /// One clean-up pass at `now`.
 pub async fn cleanup_once(runner: &Arc<Runner>, now: i64) -> CleanupCounts {
     let mut c = CleanupCounts::default();
@@ -34,7 +37,7 @@ pub async fn cleanup_once(runner: &Arc<Runner>, now: i64) -> CleanupCounts {
     c.stale_partials = runner
         .storage
         .remove_stale_partials(std::time::Duration::from_secs(24 * 3600));
-    let before = now - crate::service::ingest::IDEMPOTENCY_TTL_MS;
+    let before = now - IDEMPOTENCY_TTL_MS;
     match runner
         .on_db(move |conn| {
             Ok(conn.execute(

@@ -14,11 +14,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::schema::MAX_SEARCH_LIMIT;
+use crate::api::body::{json_value, mode_for, EstimateRequest, ExportBody, Mode};
+use crate::api::error::ApiError;
 use crate::audit::trail::Client;
 use crate::filters::FilterInput;
-use crate::http::error::ApiError;
-use crate::http::exports::{mode_for, EstimateRequest, ExportBody, Mode};
-use crate::http::util::json_value;
 use crate::jobs::store::CreateOutcome;
 use crate::service::Service;
 use crate::users::{Requester, User};

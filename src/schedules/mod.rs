@@ -22,7 +22,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -33,21 +32,7 @@ use crate::jobs::Job;
 use crate::service::{Service, ServiceError};
 use crate::users::Requester;
 
-/// `[schedules]` settings.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SchedulesConfig {
-    /// The folder of schedule files (default: `workflows` in the working
-    /// directory).
-    pub dir: Option<String>,
-}
-
-impl SchedulesConfig {
-    /// The folder to read.
-    pub fn dir(&self) -> PathBuf {
-        PathBuf::from(self.dir.as_deref().unwrap_or("workflows"))
-    }
-}
+pub use crate::config::SchedulesConfig;
 
 /// What a (re)load found.
 #[derive(Debug, Clone, Default)]

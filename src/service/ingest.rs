@@ -8,8 +8,7 @@ use super::{Service, ServiceError};
 use crate::audit::NewEvent;
 use crate::users::{Requester, Role};
 
-/// How long an Idempotency-Key answer is kept.
-pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
+pub use crate::jobs::cleanup::IDEMPOTENCY_TTL_MS;
 
 /// An `Idempotency-Key` and the SHA-256 of the request it came with.
 #[derive(Debug, Clone)]

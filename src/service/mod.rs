@@ -10,7 +10,7 @@
 //! `http::error`) and to exit codes (in `cli`).
 
 mod exports;
-pub mod ingest;
+mod ingest;
 mod jobs;
 mod search;
 

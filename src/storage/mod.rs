@@ -11,6 +11,8 @@
 //! credentials) are never retried and name the setting to fix. This module
 //! knows nothing of job state.
 
+mod names;
+mod retry;
 mod zip;
 
 use std::path::Path;
@@ -20,6 +22,8 @@ use opendal::Operator;
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
+pub use self::names::{export_file_name, safe_component};
+use self::retry::retry_layer;
 pub use self::zip::zip_file;
 
 /// Upload chunk size (also the S3 multipart part size floor is 5 MiB).
@@ -88,46 +92,6 @@ pub type FaultHook = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// Like [`FaultHook`], called after each chunk is written with the bytes
 /// written so far (the last call comes before the file is completed).
 pub type MidWriteFault = Arc<dyn Fn(&str, u64) -> Option<String> + Send + Sync>;
-
-/// The waits (seconds, before jitter) between retries that add up to at
-/// least `secs`: 1, 2, 4, 8, 16, then 20 each.
-fn retry_delays(secs: u64) -> Vec<u64> {
-    let (mut total, mut delay, mut out) = (0u64, 1u64, Vec::new());
-    while total < secs {
-        out.push(delay);
-        total += delay;
-        delay = (delay * 2).min(20);
-    }
-    out
-}
-
-/// The retries of transient errors, spread over about `secs` seconds:
-/// exponential from 1 s, at most 20 s apart, with jitter.
-fn retry_layer(
-    secs: u64,
-) -> Option<opendal::layers::RetryLayer<impl opendal::layers::RetryInterceptor>> {
-    if secs == 0 {
-        return None;
-    }
-    let times = retry_delays(secs).len();
-    Some(
-        opendal::layers::RetryLayer::new()
-            .with_jitter()
-            .with_factor(2.0)
-            .with_min_delay(std::time::Duration::from_secs(1))
-            .with_max_delay(std::time::Duration::from_secs(20))
-            .with_max_times(times)
-            .with_notify(|e: opendal::layers::RetryEvent<'_>| {
-                tracing::warn!(
-                    op = %e.op,
-                    attempt = e.attempt,
-                    retry_in_ms = e.retry_after.as_millis() as u64,
-                    error = %e.err,
-                    "storage: transient error, retrying"
-                );
-            }),
-    )
-}
 
 /// The export store.
 #[derive(Clone)]
@@ -414,57 +378,9 @@ impl Storage {
     }
 }
 
-/// The file name of an export (stored file and sync download alike):
-/// organization, range and creation time, e.g.
-/// `audit-logs_acme_2025-01-01_2025-12-31_20260105T100000Z.csv`.
-pub fn export_file_name(
-    f: &crate::filters::Filters,
-    format: crate::format::Format,
-    created_ms: i64,
-) -> String {
-    let created = chrono::DateTime::from_timestamp_millis(created_ms)
-        .unwrap_or_default()
-        .format("%Y%m%dT%H%M%SZ");
-    format!(
-        "audit-logs_{}_{}_{}_{created}.{}",
-        safe_component(&f.organization),
-        crate::time::format_date(f.from_ms),
-        crate::time::format_date(f.to_ms - 1),
-        format.extension()
-    )
-}
-
-/// A storage key or file-name component: keeps `[A-Za-z0-9._-]`, maps the
-/// rest to `-`, so tenant-supplied names can never climb out of a folder.
-pub fn safe_component(s: &str) -> String {
-    let cleaned: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let trimmed = cleaned.trim_matches('.');
-    if trimmed.is_empty() {
-        "_".to_string()
-    } else {
-        trimmed.to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn components_cannot_escape() {
-        assert_eq!(safe_component("../../etc"), "-..-etc");
-        assert_eq!(safe_component("acme corp/ü"), "acme-corp--");
-        assert_eq!(safe_component(".."), "_");
-    }
 
     #[tokio::test]
     async fn put_file_streams_and_hashes() {
@@ -515,16 +431,6 @@ mod tests {
                 0,
                 "fail at {fail_at}"
             );
-        }
-    }
-
-    #[test]
-    fn retries_spread_over_about_the_configured_time() {
-        assert!(retry_layer(0).is_none());
-        assert_eq!(retry_delays(120), [1, 2, 4, 8, 16, 20, 20, 20, 20, 20]);
-        for secs in [1, 5, 60, 120, 600] {
-            let total: u64 = retry_delays(secs).iter().sum();
-            assert!(total >= secs && total < secs + 20, "{secs}: {total}");
         }
     }
 }
