@@ -47,7 +47,13 @@ fn the_console_passes_its_browser_checks() {
     assert!(!stdout.lines().any(|l| l.starts_with("not ok")), "{stdout}");
     // The suite has 39 checks; fewer means some never ran.
     assert!(passed >= 39, "only {passed} checks passed:\n{stdout}");
-    let shots = std::fs::read_dir(&artifacts).map(|d| d.count()).unwrap_or(0);
-    assert!(shots >= 19, "{shots} screenshots in {}", artifacts.display());
+    let shots = std::fs::read_dir(&artifacts)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(
+        shots >= 19,
+        "{shots} screenshots in {}",
+        artifacts.display()
+    );
     eprintln!("screenshots: {}", artifacts.display());
 }
