@@ -5,6 +5,7 @@
 //! random bytes, hex, mode 0600 in the data dir) unless the configuration
 //! sets one. This module never touches storage.
 
+use crate::util::unhex;
 use std::io::Write;
 use std::path::Path;
 use std::sync::RwLock;
@@ -171,16 +172,6 @@ impl Signer {
         )
         .is_ok()
     }
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -18,6 +18,17 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// Fills `buf` from the system's secure random source.
+/// Lowercase or uppercase hex back to bytes; `None` if it is not hex.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 pub fn random_bytes(buf: &mut [u8]) {
     use ring::rand::SecureRandom;
     ring::rand::SystemRandom::new()
@@ -62,6 +73,16 @@ pub fn backoff_ms(base_ms: u64, attempt: u32, cap_ms: u64, jitter: bool) -> i64 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_round_trips_and_rejects_what_is_not_hex() {
+        let bytes = [0u8, 1, 0xab, 0xff];
+        assert_eq!(unhex(&hex(&bytes)).unwrap(), bytes);
+        assert_eq!(unhex("ABff").unwrap(), [0xab, 0xff]);
+        assert!(unhex("abc").is_none());
+        assert!(unhex("zz").is_none());
+        assert!(unhex("é1").is_none());
+    }
 
     #[test]
     fn ids_are_unique_and_time_ordered() {

@@ -9,6 +9,7 @@ use super::{Cli, CliError};
 use crate::manifest::keys::{key_id, local_public_keys, PublicKey};
 use crate::manifest::verify::{verify_chain, verify_file};
 use crate::manifest::{Keyring, Signed};
+use crate::util::unhex;
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -89,16 +90,6 @@ fn trusted(cli: &Cli, values: &[String]) -> Result<Vec<PublicKey>, CliError> {
         }
     }
     Ok(keys)
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 pub fn verify(cli: &Cli, a: &VerifyArgs) -> Result<(), CliError> {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::keys::{Keyring, PublicKey};
+use crate::util::unhex;
 
 /// The manifest format's version.
 pub const VERSION: u32 = 1;
@@ -160,16 +161,6 @@ impl Signed {
             .verify(&self.manifest.signed_bytes(), &sig)
             .is_ok()
     }
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
