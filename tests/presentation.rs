@@ -23,28 +23,7 @@ const ALL: [&str; 6] = [
 ];
 
 fn export(env: &Env, org: &str, format: &str, extra: &[&str]) -> Vec<u8> {
-    let mut args = vec![
-        "export",
-        "--org",
-        org,
-        "--from",
-        "2025-07-01",
-        "--to",
-        "2026-01-31",
-        "--format",
-        format,
-        "--output",
-        "-",
-    ];
-    args.extend(extra);
-    let out = env.run(&args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    env.export_stdout(org, "2025-07-01", "2026-01-31", format, extra)
 }
 
 /// Every value under a sensitive key in the fixtures (strings, at any

@@ -162,21 +162,9 @@ async fn jobs_upload_to_s3_and_read_back() {
         } else {
             stored
         };
-        let sync = env.run(&[
-            "export",
-            "--org",
-            org,
-            "--from",
-            "2025-07-01",
-            "--to",
-            "2026-01-31",
-            "--format",
-            "csv",
-            "--output",
-            "-",
-        ]);
+        let sync = env.export_stdout(org, "2025-07-01", "2026-01-31", "csv", &[]);
         assert!(
-            content == sync.stdout,
+            content == sync,
             "{org}: stored file differs from the sync export"
         );
     }
@@ -363,26 +351,14 @@ async fn s3_down_for_a_minute_mid_upload_the_job_still_completes_byte_identical(
     let file = job.file.unwrap();
     let plain = Storage::from_config(&s3_config(moto.port), &env.data_dir()).unwrap();
     let stored = plain.read(&file.key).await.unwrap();
-    let sync = env.run(&[
-        "export",
-        "--org",
-        "org_1",
-        "--from",
-        "2025-01-01",
-        "--to",
-        "2025-12-31",
-        "--format",
-        "csv",
-        "--output",
-        "-",
-    ]);
+    let sync = env.export_stdout("org_1", "2025-01-01", "2025-12-31", "csv", &[]);
     assert!(
         stored.len() > 16 * 1024 * 1024,
         "{} bytes: not a multipart upload",
         stored.len()
     );
     assert!(
-        stored == sync.stdout,
+        stored == sync,
         "the stored file differs from the sync export"
     );
 }

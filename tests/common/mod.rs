@@ -82,6 +82,31 @@ impl Env {
         stderr
     }
 
+    /// `export` of `org` from `from` to `to` as `format` on stdout, with
+    /// `extra` flags; the bytes (the command must succeed).
+    #[allow(dead_code)]
+    pub fn export_stdout(
+        &self,
+        org: &str,
+        from: &str,
+        to: &str,
+        format: &str,
+        extra: &[&str],
+    ) -> Vec<u8> {
+        let mut args = vec![
+            "export", "--org", org, "--from", from, "--to", to, "--format", format, "--output", "-",
+        ];
+        args.extend(extra);
+        let out = self.run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
     pub fn ingest_fixtures(&self) {
         self.expect(&["ingest", fixtures().to_str().unwrap()], 0);
     }

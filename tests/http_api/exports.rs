@@ -1,37 +1,28 @@
 //! Exports over HTTP: sync answers equal the CLI's bytes, async jobs end in signed links, failures never look like files.
 
-use super::common::http::req;
+use super::common::http::{req, Server};
 use super::common::Env;
 use super::support::*;
 use serde_json::{json, Value};
 
-#[test]
-fn sync_exports_are_the_cli_bytes_and_estimate_names_the_mode() {
+/// Fixtures, a server answering below 1,000 rows at once and storing
+/// files unzipped, and a compliance officer's token.
+fn setup() -> (Env, Server, String) {
     let env = Env::new();
     env.ingest_fixtures();
     let srv = env.serve(&[
         ("AUDIT_EXPORT_HTTP_SYNC_THRESHOLD", "1000"),
         ("AUDIT_EXPORT_JOBS_COMPRESS", "never"),
     ]);
-    let a = &srv.addr;
     let t = env.user("acme", "ada@acme.example", "compliance");
-    let cli = |format: &str, from: &str| {
-        let o = env.run(&[
-            "export",
-            "--org",
-            "acme",
-            "--from",
-            from,
-            "--to",
-            "2026-01-31",
-            "--format",
-            format,
-            "--output",
-            "-",
-        ]);
-        assert_eq!(o.status.code(), Some(0));
-        o.stdout
-    };
+    (env, srv, t)
+}
+
+#[test]
+fn sync_exports_are_the_cli_bytes_and_estimate_names_the_mode() {
+    let (env, srv, t) = setup();
+    let a = &srv.addr;
+    let cli = |format: &str, from: &str| env.export_stdout("acme", from, "2026-01-31", format, &[]);
     // Small (330 rows < 1000): streamed at once, byte for byte the CLI's.
     for format in ["csv", "json", "jsonl"] {
         let body = json!({"format": format, "filters": {"from": "2025-12-01", "to": "2026-01-31"}});
@@ -96,31 +87,9 @@ fn sync_exports_are_the_cli_bytes_and_estimate_names_the_mode() {
 
 #[test]
 fn async_links_download_the_stored_file_signed_and_in_time() {
-    let env = Env::new();
-    env.ingest_fixtures();
-    let srv = env.serve(&[
-        ("AUDIT_EXPORT_HTTP_SYNC_THRESHOLD", "1000"),
-        ("AUDIT_EXPORT_JOBS_COMPRESS", "never"),
-    ]);
+    let (env, srv, t) = setup();
     let a = &srv.addr;
-    let t = env.user("acme", "ada@acme.example", "compliance");
-    let cli = |format: &str, from: &str| {
-        let o = env.run(&[
-            "export",
-            "--org",
-            "acme",
-            "--from",
-            from,
-            "--to",
-            "2026-01-31",
-            "--format",
-            format,
-            "--output",
-            "-",
-        ]);
-        assert_eq!(o.status.code(), Some(0));
-        o.stdout
-    };
+    let cli = |format: &str, from: &str| env.export_stdout("acme", from, "2026-01-31", format, &[]);
     // Large (1,100 ≥ 1000): a job, then a signed link to the stored file.
     let r = post(a, "/api/v1/exports", &t, &export_body("csv", "auto"));
     assert_eq!(r.status, 202);
