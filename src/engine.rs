@@ -130,7 +130,8 @@ impl EngineBuilder {
             self.clock.clone(),
         )
         .map_err(|e| EngineError::Config(e.to_string()))?
-        .with_redactor(cfg.redactor());
+        .with_redactor(cfg.redactor())
+        .with_threads(cfg.export.threads());
         if cfg.signing.key_file.is_some() {
             runner = runner.with_keys(
                 crate::manifest::Keyring::load_or_create(&data_dir, &cfg.signing)

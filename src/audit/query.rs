@@ -153,6 +153,8 @@ pub struct Scan {
     params: Vec<Value>,
     from_ms: i64,
     cursor: Option<Cursor>,
+    /// The last row of a slice (inclusive), for a parallel scan.
+    until: Option<Cursor>,
     batch: usize,
 }
 
@@ -171,8 +173,22 @@ impl Scan {
             params: p.params,
             from_ms: f.from_ms,
             cursor: None,
+            until: None,
             batch: batch.max(1),
         }
+    }
+
+    /// Stops after `last` (inclusive): one slice of a parallel scan. The
+    /// range's end becomes `occurred_at <= last.occurred_at` — the one upper
+    /// bound, so SQLite stops its index walk there (a second, row-value
+    /// bound would be checked per row while it walks to the range's end:
+    /// quadratic over the slices) — and rows of the same instant after
+    /// `last.id` are left to the next slice here.
+    pub fn until(mut self, last: Cursor) -> Scan {
+        // The predicate's second parameter is the exclusive end instant.
+        self.params[1] = Value::Integer(last.occurred_at.saturating_add(1));
+        self.until = Some(last);
+        self
     }
 
     /// Continue after `cursor` (a checkpoint) instead of the range start.
@@ -211,6 +227,12 @@ impl Scan {
         let mut n = 0;
         while let Some(row) = rows.next()? {
             let rec = record(row)?;
+            if let Some(u) = self.until {
+                if (rec.occurred_at, rec.id) > (u.occurred_at, u.id) {
+                    // The next slice's; so is everything after it.
+                    break;
+                }
+            }
             f(&rec)?;
             self.cursor = Some(Cursor {
                 occurred_at: rec.occurred_at,
@@ -227,12 +249,68 @@ impl Scan {
     }
 }
 
+/// Walks the keys of `f`'s organization and time range after `after`, in
+/// order, reading the index only (no row), and calls `bound` with every
+/// `every`-th key: the ends of slices of about `every` rows each (the other
+/// filters may thin a slice, never lengthen it). `bound` returns `false` to
+/// stop. Returns how many keys were walked.
+pub fn slice_bounds(
+    conn: &Connection,
+    f: &Filters,
+    after: Option<Cursor>,
+    every: u64,
+    mut bound: impl FnMut(Cursor) -> bool,
+) -> rusqlite::Result<u64> {
+    let mut st = conn.prepare_cached(
+        "SELECT occurred_at, id FROM audit_logs INDEXED BY audit_logs_org_time \
+         WHERE organization_id = ? AND occurred_at < ? AND (occurred_at, id) > (?, ?) \
+         ORDER BY occurred_at, id",
+    )?;
+    let (at, id) = match after {
+        Some(c) => (c.occurred_at, c.id),
+        None => (f.from_ms - 1, i64::MAX),
+    };
+    let mut rows = st.query(rusqlite::params![f.organization, f.to_ms, at, id])?;
+    let mut n = 0u64;
+    while let Some(r) = rows.next()? {
+        n += 1;
+        if n.is_multiple_of(every.max(1)) {
+            let key = Cursor {
+                occurred_at: r.get(0)?,
+                id: r.get(1)?,
+            };
+            if !bound(key) {
+                break;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Text as UTF-8, checked (SQLite does not guarantee it); the fast check
+/// first, the standard one only to describe a failure.
+fn utf8(b: &[u8]) -> rusqlite::Result<&str> {
+    match simdutf8::basic::from_utf8(b) {
+        Ok(s) => Ok(s),
+        Err(_) => rusqlite::types::ValueRef::Text(b)
+            .as_str()
+            .map_err(Into::into),
+    }
+}
+
 fn opt<'r>(row: &'r Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
-    row.get_ref(i)?.as_str_or_null().map_err(Into::into)
+    match row.get_ref(i)? {
+        rusqlite::types::ValueRef::Null => Ok(None),
+        rusqlite::types::ValueRef::Text(b) => utf8(b).map(Some),
+        other => other.as_str().map(Some).map_err(Into::into),
+    }
 }
 
 fn text<'r>(row: &'r Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
-    row.get_ref(i)?.as_str().map_err(Into::into)
+    match row.get_ref(i)? {
+        rusqlite::types::ValueRef::Text(b) => utf8(b),
+        other => other.as_str().map_err(Into::into),
+    }
 }
 
 /// Borrows a [`Record`] from a row selecting [`COLUMNS`] in order.

@@ -157,7 +157,7 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
         None
     };
     let mut bar = Progress::new("rows", estimate);
-    let batch = cfg.export.batch_size;
+    let (batch, threads) = (cfg.export.batch_size, cfg.export.threads());
     let progress = |n| bar.update(n);
     let (stats, shown) = if to_stdout {
         let stdout = io::stdout();
@@ -166,6 +166,7 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
             &filters,
             encoder,
             batch,
+            threads,
             || Ok(BufWriter::with_capacity(1 << 16, stdout.lock())),
             progress,
         )
@@ -174,9 +175,16 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
         (stats, "standard output".to_string())
     } else {
         let mut temp = TempOutput::new(&output);
-        let (stats, out) =
-            crate::stream::run(&conn, &filters, encoder, batch, || temp.create(), progress)
-                .map_err(export_error)?;
+        let (stats, out) = crate::stream::run(
+            &conn,
+            &filters,
+            encoder,
+            batch,
+            threads,
+            || temp.create(),
+            progress,
+        )
+        .map_err(export_error)?;
         if let Some(out) = out {
             temp.commit(out).map_err(|e| {
                 CliError::failure(format!("--output: cannot finish {}: {e}", output.display()))

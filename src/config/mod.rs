@@ -140,6 +140,9 @@ pub struct ExportConfig {
     pub max_range_days: u32,
     /// Rows per keyset page.
     pub batch_size: usize,
+    /// Threads one export scans and encodes with (0: one per core); the
+    /// output is the same bytes whatever the number.
+    pub threads: usize,
 }
 
 impl Default for ExportConfig {
@@ -147,7 +150,15 @@ impl Default for ExportConfig {
         ExportConfig {
             max_range_days: 366,
             batch_size: crate::audit::query::DEFAULT_BATCH,
+            threads: 0,
         }
+    }
+}
+
+impl ExportConfig {
+    /// The threads an export uses.
+    pub fn threads(&self) -> usize {
+        crate::stream::threads(self.threads)
     }
 }
 

@@ -304,12 +304,10 @@ pub fn push_csv_cell(out: &mut Vec<u8>, v: &str, formula_guard: bool) {
         out.push(b'\'');
     }
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'"' {
-            out.extend_from_slice(&bytes[start..=i]);
-            out.push(b'"');
-            start = i + 1;
-        }
+    for i in memchr::memchr_iter(b'"', bytes) {
+        out.extend_from_slice(&bytes[start..=i]);
+        out.push(b'"');
+        start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');

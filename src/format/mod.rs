@@ -319,6 +319,14 @@ impl Encoder {
         }
     }
 
+    /// What `record` puts before every record but the first (JSON: `,\n`).
+    pub fn separator(&self) -> &'static [u8] {
+        match self.format {
+            Format::Json => b",\n",
+            Format::Csv | Format::Jsonl => b"",
+        }
+    }
+
     /// Bytes after the last of `count` records (JSON: `]`).
     pub fn footer(&self, out: &mut Vec<u8>, count: u64) {
         if self.format == Format::Json {
@@ -333,5 +341,5 @@ impl Encoder {
 /// The scratch buffers only ever hold UTF-8 (JSON text from the database,
 /// rewritten on ASCII boundaries).
 fn utf8(b: &[u8]) -> &str {
-    std::str::from_utf8(b).unwrap_or("")
+    simdutf8::basic::from_utf8(b).unwrap_or("")
 }

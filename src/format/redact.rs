@@ -63,6 +63,12 @@ pub struct Redactor {
     exact: Vec<String>,
     prefixes: Vec<String>,
     suffixes: Vec<String>,
+    /// Quick rejections, since nearly every key is not sensitive: the
+    /// lengths of the exact keys, the first bytes of the prefixes and the
+    /// last bytes of the suffixes (lowercase).
+    exact_len: [bool; 64],
+    first: [bool; 256],
+    last: [bool; 256],
 }
 
 impl Default for Redactor {
@@ -78,6 +84,9 @@ impl Redactor {
             exact: Vec::new(),
             prefixes: Vec::new(),
             suffixes: Vec::new(),
+            exact_len: [false; 64],
+            first: [false; 256],
+            last: [false; 256],
         };
         for k in DEFAULT_KEYS
             .iter()
@@ -97,12 +106,32 @@ impl Redactor {
                 r.exact.push(k);
             }
         }
+        for e in &r.exact {
+            // A longer exact key is checked the slow way (index 63).
+            r.exact_len[e.len().min(63)] = true;
+        }
+        for p in &r.prefixes {
+            r.first[p.as_bytes()[0] as usize] = true;
+        }
+        for s in &r.suffixes {
+            r.last[s.as_bytes()[s.len() - 1] as usize] = true;
+        }
         r
     }
 
     /// Whether a value under `key` is hidden.
     pub fn is_sensitive_key(&self, key: &str) -> bool {
         let n = key.len();
+        let b = key.as_bytes();
+        let (Some(&f), Some(&l)) = (b.first(), b.last()) else {
+            return false;
+        };
+        if !self.exact_len[n.min(63)]
+            && !self.first[f.to_ascii_lowercase() as usize]
+            && !self.last[l.to_ascii_lowercase() as usize]
+        {
+            return false;
+        }
         self.exact.iter().any(|e| e.eq_ignore_ascii_case(key))
             || self.suffixes.iter().any(|s| {
                 n > s.len()

@@ -104,6 +104,7 @@ fn stream(
         filters,
         encoder,
         batch,
+        ctx.state.cfg().export.threads(),
         || {
             Ok(std::io::BufWriter::with_capacity(
                 256 * 1024,

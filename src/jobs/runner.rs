@@ -20,6 +20,8 @@ pub struct Runner {
     pub cfg: JobsConfig,
     /// Rows per keyset page.
     pub batch: usize,
+    /// Threads one export scans with (`[export] threads`).
+    pub threads: usize,
     pub storage: Storage,
     pub clock: Clock,
     /// This process's lease owner name (`host:pid:random`).
@@ -61,6 +63,7 @@ impl Runner {
             data_dir,
             cfg,
             batch,
+            threads: crate::stream::threads(0),
             storage,
             clock,
             owner,
@@ -69,6 +72,12 @@ impl Runner {
             redactor: Arc::new(crate::format::Redactor::default()),
             keys: Arc::new(keys),
         })
+    }
+
+    /// Exports scanning with `threads` threads.
+    pub fn with_threads(mut self, threads: usize) -> Runner {
+        self.threads = threads.max(1);
+        self
     }
 
     /// Signing with this keyring (`[signing] key_file`).

@@ -23,10 +23,10 @@ use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 
 use super::{job_filters, spool_file, StepError};
-use crate::audit::query::{Cursor, Scan};
+use crate::audit::query::Cursor;
 use crate::jobs::store::{self, Checkpoint, Lease};
 use crate::jobs::{spool_dir, Job, Runner};
-use crate::stream::Pages;
+use crate::stream::Source;
 
 /// How the step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,8 +130,15 @@ impl SpoolStep<'_> {
         };
         file.set_len(len)?;
         file.seek(SeekFrom::Start(len))?;
-        let scan = Scan::new(&filters, runner.batch).resume_after(checkpoint);
-        let mut pages = Pages::new(scan, encoder, done);
+        let mut pages = Source::new(
+            self.conn,
+            &filters,
+            encoder,
+            checkpoint,
+            done,
+            runner.batch,
+            runner.threads,
+        )?;
         // A resumed run's first row is the one its predecessor recorded.
         let earlier_first = checkpoint.and(job.first);
 
@@ -201,7 +208,7 @@ impl SpoolStep<'_> {
         &self,
         file: &File,
         lease: &Lease,
-        pages: &Pages,
+        pages: &Source,
         earlier_first: Option<Cursor>,
         len: u64,
     ) -> Result<(), StepError> {

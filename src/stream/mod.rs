@@ -6,13 +6,117 @@
 //! nothing about where bytes end up (the CLI writes a temporary file and
 //! renames it; HTTP streams a response; jobs write a spool).
 
+pub mod parallel;
+
 use std::io::{self, Write};
 
 use rusqlite::Connection;
 
-use crate::audit::query::{Cursor, Scan};
+use crate::audit::query::{slice_bounds, Cursor, Scan};
 use crate::filters::Filters;
 use crate::format::Encoder;
+
+/// The threads an export scans with: `[export] threads`, 0 meaning one per
+/// core.
+pub fn threads(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// An export's records, encoded, in key order: one keyset scan on the
+/// caller's connection, or a [`parallel::Parallel`] scan when there are
+/// threads to spare and more than one slice of rows (a small export pays
+/// nothing). The bytes are the same either way.
+pub enum Source {
+    Serial(Pages),
+    Parallel(parallel::Parallel),
+}
+
+impl Source {
+    /// The records of `filters` after `after` (a resumed job's checkpoint),
+    /// `records` having been written before.
+    pub fn new(
+        conn: &Connection,
+        filters: &Filters,
+        encoder: Encoder,
+        after: Option<Cursor>,
+        records: u64,
+        batch: usize,
+        threads: usize,
+    ) -> rusqlite::Result<Source> {
+        let db = conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from);
+        if let (true, Some(db)) = (threads > 1, db) {
+            let mut more = false;
+            slice_bounds(conn, filters, after, parallel::SLICE_ROWS, |_| {
+                more = true;
+                false
+            })?;
+            if more {
+                return Ok(Source::Parallel(parallel::Parallel::start(
+                    db, filters, encoder, after, records, batch, threads,
+                )));
+            }
+        }
+        let scan = Scan::new(filters, batch).resume_after(after);
+        Ok(Source::Serial(Pages::new(scan, encoder, records)))
+    }
+
+    /// Appends the next records to `buf` (handing it to `spill` whenever it
+    /// reaches `flush_at` bytes); returns how many (0: done).
+    pub fn next_into<E: From<rusqlite::Error>>(
+        &mut self,
+        conn: &Connection,
+        buf: &mut Vec<u8>,
+        flush_at: usize,
+        mut spill: impl FnMut(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        match self {
+            Source::Serial(p) => p.next_into(conn, buf, flush_at, spill),
+            Source::Parallel(p) => {
+                let n = p.next_into(buf)?;
+                if buf.len() >= flush_at {
+                    spill(buf)?;
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    pub fn records(&self) -> u64 {
+        match self {
+            Source::Serial(p) => p.records(),
+            Source::Parallel(p) => p.records(),
+        }
+    }
+
+    /// The first row of this run (not a resumed job's earlier ones).
+    pub fn first(&self) -> Option<Cursor> {
+        match self {
+            Source::Serial(p) => p.first(),
+            Source::Parallel(p) => p.first(),
+        }
+    }
+
+    /// The last row taken so far.
+    pub fn cursor(&self) -> Option<Cursor> {
+        match self {
+            Source::Serial(p) => p.cursor(),
+            Source::Parallel(p) => p.cursor(),
+        }
+    }
+
+    pub fn encoder(&self) -> &Encoder {
+        match self {
+            Source::Serial(p) => p.encoder(),
+            Source::Parallel(p) => p.encoder(),
+        }
+    }
+}
 
 /// Output buffer size: large enough to amortize write syscalls, small
 /// enough to keep memory flat.
@@ -130,43 +234,46 @@ impl Pages {
     }
 }
 
-/// Runs the export. `open` is called at most once, when the first record is
-/// found; with no matching rows it is never called and `None` is returned.
-/// `progress(records_so_far)` is called after every page.
+/// Runs the export on `threads` threads (see [`Source`]). `open` is called
+/// at most once, when the first record is found; with no matching rows it
+/// is never called and `None` is returned. `progress(records_so_far)` is
+/// called after every page or slice.
 pub fn run<W: Write>(
     conn: &Connection,
     filters: &Filters,
     encoder: Encoder,
     batch: usize,
+    threads: usize,
     open: impl FnOnce() -> io::Result<W>,
     mut progress: impl FnMut(u64),
 ) -> Result<(ExportStats, Option<W>), ExportError> {
     let mut buf = Vec::with_capacity(FLUSH_AT + 64 * 1024);
     encoder.header(&mut buf);
-    let mut pages = Pages::new(Scan::new(filters, batch), encoder, 0);
+    let mut source = Source::new(conn, filters, encoder, None, 0, batch, threads)?;
     // Nothing is opened until the first page has a row.
-    let first = pages.next_into(conn, &mut buf, usize::MAX, |_| Ok::<_, ExportError>(()))?;
+    let first = source.next_into(conn, &mut buf, usize::MAX, |_| Ok::<_, ExportError>(()))?;
     if first == 0 {
         return Ok((ExportStats::default(), None));
     }
     let mut out = open()?;
     let mut bytes = 0u64;
-    progress(pages.records());
+    progress(source.records());
     let mut write = |buf: &mut Vec<u8>| -> Result<(), ExportError> {
         out.write_all(buf)?;
         bytes += buf.len() as u64;
         buf.clear();
         Ok(())
     };
+    write(&mut buf)?;
     loop {
-        let n = pages.next_into(conn, &mut buf, FLUSH_AT, &mut write)?;
+        let n = source.next_into(conn, &mut buf, FLUSH_AT, &mut write)?;
         if n == 0 {
             break;
         }
-        progress(pages.records());
+        progress(source.records());
     }
-    let records = pages.records();
-    pages.encoder().footer(&mut buf, records);
+    let records = source.records();
+    source.encoder().footer(&mut buf, records);
     write(&mut buf)?;
     out.flush()?;
     Ok((ExportStats { records, bytes }, Some(out)))
