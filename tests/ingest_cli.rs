@@ -259,3 +259,81 @@ fn csv_line_numbers_count_physical_lines_across_multiline_cells() {
         );
     }
 }
+
+/// Large inputs are parsed on several threads in chunks of ~1,000 events:
+/// order, line numbers and errors must be those of a serial read, in
+/// JSONL and in a JSON array, with explicit ids mixed with id-less events.
+#[test]
+fn a_large_input_keeps_its_order_and_line_numbers_across_parse_chunks() {
+    let env = Env::new();
+    let n = 5_000usize;
+    let bad = [1_500usize, 3_001, 4_999];
+    let event = |i: usize| {
+        let ev = GOOD.replace("u_1", &format!("u_{i}"));
+        // Every seventh event brings its own id (far above the others),
+        // and some carry non-compact JSON the exact path must rewrite.
+        match i % 7 {
+            0 => ev.replacen('{', &format!(r#"{{"id":{},"#, 1_000_000 + i), 1),
+            3 => ev.replacen('}', r#"},"details":{"b": 1.50, "a": "\u00e9"}"#, 1),
+            _ => ev,
+        }
+    };
+    let lines: Vec<String> = (1..=n)
+        .map(|i| {
+            if bad.contains(&i) {
+                GOOD.replace("user.login", "")
+            } else {
+                event(i)
+            }
+        })
+        .collect();
+    let jsonl = env.path("big.jsonl");
+    std::fs::write(&jsonl, lines.join("\n") + "\n").unwrap();
+    let err = env.expect(&["ingest", jsonl.to_str().unwrap()], 2);
+    let reported: Vec<&str> = err.lines().filter(|l| l.contains("line ")).collect();
+    assert_eq!(reported.len(), 3, "{err}");
+    for (l, i) in reported.iter().zip(bad) {
+        assert!(l.contains(&format!("line {i}: field `action`")), "{err}");
+    }
+    // The same events as an array (one per line after `[`): line i + 1.
+    let array = env.path("big.json");
+    std::fs::write(&array, format!("[\n{}\n]\n", lines.join(",\n"))).unwrap();
+    let err = env.expect(&["ingest", array.to_str().unwrap()], 2);
+    assert!(err.contains("line 1501: field `action`"), "{err}");
+    assert!(err.contains("line 5000: field `action`"), "{err}");
+
+    let out = env.expect(&["ingest", jsonl.to_str().unwrap(), "--skip-invalid"], 0);
+    assert!(out.contains("ingested 4,997 events"), "{out}");
+    // Stored in input order: actor ids ascend with the assigned ids.
+    let db = env.db();
+    let mut st = db
+        .prepare(&format!(
+            "SELECT actor_id, details FROM audit_logs WHERE NOT {EXPLICIT} ORDER BY id"
+        ))
+        .unwrap();
+    let rows: Vec<(String, Option<String>)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let expected: Vec<usize> = (1..=n).filter(|i| i % 7 != 0 && !bad.contains(i)).collect();
+    assert_eq!(rows.len(), expected.len());
+    for ((actor, details), i) in rows.iter().zip(&expected) {
+        assert_eq!(actor, &format!("u_{i}"));
+        if i % 7 == 3 {
+            assert_eq!(details.as_deref(), Some(r#"{"b":1.5,"a":"é"}"#));
+        }
+    }
+    let explicit: i64 = db
+        .query_row(
+            &format!("SELECT count(*) FROM audit_logs WHERE {EXPLICIT}"),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    // None lost to an id that AUTOINCREMENT gave an id-less event first.
+    assert_eq!(explicit, (1..=n).filter(|i| i % 7 == 0).count() as i64);
+}
+
+/// The rows that kept the explicit id their line gave them.
+const EXPLICIT: &str = "id = 1000000 + CAST(substr(actor_id, 3) AS INTEGER)";

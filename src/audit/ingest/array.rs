@@ -66,7 +66,23 @@ pub(super) fn for_each_array_element(
             return fail(&mut f, line, "the JSON array is not closed (missing `]`)");
         }
         let n = buf.len();
-        for (i, &b) in buf.iter().enumerate() {
+        let mut i = 0;
+        while i < n {
+            if in_string && !escaped {
+                // Copy a run of plain string bytes at once: most of a
+                // file is inside strings.
+                let run = buf[i..]
+                    .iter()
+                    .position(|&c| matches!(c, b'"' | b'\\' | b'\n'))
+                    .unwrap_or(n - i);
+                if run > 0 {
+                    elem.extend_from_slice(&buf[i..i + run]);
+                    i += run;
+                    continue;
+                }
+            }
+            let b = buf[i];
+            i += 1;
             if b == b'\n' {
                 line += 1;
             }
@@ -93,7 +109,7 @@ pub(super) fn for_each_array_element(
                     if !elem.is_empty() || after_comma {
                         emit!();
                     }
-                    let rest = buf[i + 1..].to_vec();
+                    let rest = buf[i..].to_vec();
                     r.consume(n);
                     return trailing(r, rest, line, &mut f);
                 }

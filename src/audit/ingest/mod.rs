@@ -21,6 +21,8 @@ mod array;
 mod csv;
 mod dedup;
 mod event;
+mod fast;
+mod parallel;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -185,10 +187,33 @@ struct Step<'a> {
     skipped: u64,
     now: i64,
     done: bool,
+    /// The largest explicit id of the file (0: none), see `reserve_ids`.
+    max_explicit: i64,
+}
+
+/// Moves AUTOINCREMENT past every explicit id of the file, so that an
+/// id-less event inserted before a later explicit one can never be given
+/// that id (the explicit event would then be lost to `ON CONFLICT`).
+fn reserve_ids(tx: &Connection, up_to: i64) -> rusqlite::Result<()> {
+    if up_to == 0 {
+        return Ok(());
+    }
+    let raised = tx.execute(
+        "UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'audit_logs'",
+        [up_to],
+    )?;
+    if raised == 0 {
+        tx.execute(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES ('audit_logs', ?1)",
+            [up_to],
+        )?;
+    }
+    Ok(())
 }
 
 fn commit_batch(conn: &mut Connection, batch: &[NewEvent], s: &Step<'_>) -> rusqlite::Result<u64> {
     let tx = crate::db::immediate(conn)?;
+    reserve_ids(&tx, s.max_explicit)?;
     let n = insert_in(&tx, batch)?.len() as u64;
     tx.execute(
         "INSERT INTO ingest_files (sha256, name, size, last_line, inserted, unchanged, skipped, \
@@ -262,58 +287,64 @@ pub fn count_array_elements(
     }
 }
 
-/// Calls `f(line, parsed)` for every event of a file, in order.
+/// Parses one event from its JSON text: the fast path when it applies,
+/// else through a `Value` (which also words the error).
+fn parse_event_bytes(bytes: &[u8]) -> Result<NewEvent, FieldError> {
+    if let Some(ev) = fast::parse(bytes) {
+        return Ok(ev);
+    }
+    serde_json::from_slice::<Value>(bytes)
+        .map_err(|e| FieldError::new("", format!("not valid JSON: {e}")))
+        .and_then(|v| parse_event(&v))
+}
+
+/// Calls `f(line, parsed)` for every event of a file, in order. JSON
+/// events are parsed on every core (see `parallel`).
 fn for_each_event(
     path: &Path,
     format: InputFormat,
-    mut f: impl FnMut(u64, Result<NewEvent, FieldError>) -> Result<(), IngestError>,
+    f: impl FnMut(u64, Result<NewEvent, FieldError>) -> Result<(), IngestError>,
 ) -> Result<(), IngestError> {
     let read_err = |source| IngestError::Read {
         path: path.display().to_string(),
         source,
     };
     let file = File::open(path).map_err(read_err)?;
-    match format {
-        InputFormat::Jsonl => {
-            let mut reader = BufReader::with_capacity(1 << 16, file);
-            if starts_with_array(&mut reader).map_err(read_err)? {
-                return for_each_array_element(reader, |line, bytes| {
-                    let parsed = match bytes {
-                        Ok(b) => serde_json::from_slice::<Value>(b)
-                            .map_err(|e| FieldError::new("", format!("not valid JSON: {e}")))
-                            .and_then(|v| parse_event(&v)),
-                        Err(e) => Err(e),
-                    };
-                    f(line, parsed)
-                })
-                .map_err(|e| match e {
+    if format == InputFormat::Csv {
+        return csv::for_each_record(file, path, f);
+    }
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if starts_with_array(&mut reader).map_err(read_err)? {
+        let split = |sink: &mut parallel::Sink<'_>| {
+            for_each_array_element(reader, |line, element| Ok(sink.push(line, element)?)).map_err(
+                |e| match e {
                     ArrayError::Io(e) => read_err(e),
                     ArrayError::Stop(e) => e,
-                });
+                },
+            )
+        };
+        return parallel::run(threads, split, parse_event_bytes, f);
+    }
+    let split = |sink: &mut parallel::Sink<'_>| {
+        let mut buf = Vec::new();
+        let mut line_no = 0u64;
+        loop {
+            buf.clear();
+            if reader.read_until(b'\n', &mut buf).map_err(read_err)? == 0 {
+                return Ok(());
             }
-            let mut buf = Vec::new();
-            let mut line_no = 0u64;
-            loop {
-                buf.clear();
-                if reader.read_until(b'\n', &mut buf).map_err(read_err)? == 0 {
-                    return Ok(());
-                }
-                line_no += 1;
-                let mut bytes = buf.as_slice();
-                if line_no == 1 {
-                    bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-                }
-                if bytes.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                let parsed = serde_json::from_slice::<Value>(bytes)
-                    .map_err(|e| FieldError::new("", format!("not valid JSON: {e}")))
-                    .and_then(|v| parse_event(&v));
-                f(line_no, parsed)?;
+            line_no += 1;
+            let mut bytes = buf.as_slice();
+            if line_no == 1 {
+                bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            }
+            if !bytes.iter().all(u8::is_ascii_whitespace) {
+                sink.push(line_no, Ok(bytes))?;
             }
         }
-        InputFormat::Csv => csv::for_each_record(file, path, f),
-    }
+    };
+    parallel::run(threads, split, parse_event_bytes, f)
 }
 
 /// Ingests a whole file (see the module docs for the two passes and the
@@ -382,6 +413,7 @@ pub fn ingest_file(
         skipped: 0,
         now,
         done: false,
+        max_explicit: checker.max_explicit,
     };
     let mut checker = Checker::default();
     let mut batch: Vec<NewEvent> = Vec::with_capacity(INSERT_BATCH);
@@ -401,6 +433,7 @@ pub fn ingest_file(
         }
         if batch.len() >= INSERT_BATCH {
             inserted += commit_batch(conn, &batch, &step)?;
+            checker.committed();
             (unchanged, skipped) = (unchanged + step.unchanged, skipped + step.skipped);
             (step.unchanged, step.skipped) = (0, 0);
             batch.clear();
