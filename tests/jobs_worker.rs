@@ -122,7 +122,8 @@ fn sigkill_at_random_moments_still_yields_the_same_bytes() {
     let mut rng = Rng(seed);
     let (mut in_export, mut in_upload) = (0, 0);
     let mut progress_seen = Vec::new();
-    for _ in 0..100 {
+    let spool_dir = env.data_dir().join("spool").join(&id);
+    for round in 0..100 {
         if in_upload >= 8 && in_export + in_upload >= 22 {
             break;
         }
@@ -130,21 +131,40 @@ fn sigkill_at_random_moments_still_yields_the_same_bytes() {
         if state == "completed" {
             break;
         }
+        // The upload only wraps the stream compressed while exporting, so
+        // it is short; every other time its stream is removed, which makes
+        // the upload compress the spool again (its longest form, and a
+        // check that the stream made again is the one made while
+        // exporting).
+        if state == "uploading" && round % 2 == 0 {
+            for f in ["export.deflate", "export.deflate.json"] {
+                let _ = std::fs::remove_file(spool_dir.join(f));
+            }
+        }
         let mut w = env.spawn_worker(job_env, "crash.log");
         // The dead worker's lease (1 s) must lapse before this one claims.
         assert!(
             wait_claimed(&env, &id, w.id(), 30),
             "worker never claimed the job"
         );
-        // Exporting: long enough for a checkpoint (every 100 ms) now and
-        // then, so the job advances; uploading: within the upload's length
-        // (it restarts from the spool each time).
-        let delay = if state == "uploading" {
-            rng.below(upload_ms * 7 / 10 + 1)
+        if state == "exporting" && in_export >= 14 {
+            // Enough kills while exporting: ride to the upload and kill
+            // the moment it starts.
+            let t = std::time::Instant::now();
+            while job_row(&env, &id).0 == "exporting" && t.elapsed() < Duration::from_secs(120) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         } else {
-            60 + rng.below(export_ms / 6 + 1)
-        };
-        std::thread::sleep(Duration::from_millis(delay));
+            // Exporting: long enough for a checkpoint (every 100 ms) now
+            // and then, so the job advances; uploading: within its length
+            // (it restarts from the spool each time).
+            let delay = if state == "uploading" {
+                rng.below(upload_ms * 7 / 10 + 1)
+            } else {
+                60 + rng.below(export_ms / 6 + 1)
+            };
+            std::thread::sleep(Duration::from_millis(delay));
+        }
         let (state_at_kill, _, _, exported) = job_row(&env, &id);
         w.kill().unwrap();
         w.wait().unwrap();
@@ -155,6 +175,7 @@ fn sigkill_at_random_moments_still_yields_the_same_bytes() {
         }
         progress_seen.push(exported);
     }
+    eprintln!("kills: {in_export} while exporting, {in_upload} while uploading");
     assert!(
         in_export >= 5,
         "kills while exporting: {in_export} (progress {progress_seen:?})"

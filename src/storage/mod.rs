@@ -1,5 +1,6 @@
 //! Where finished exports live: an opendal operator (local disk by default,
-//! S3 by configuration), plus the deterministic zip used before storing.
+//! S3 by configuration), plus the deterministic compression (a block
+//! deflater fed while the export runs) and zip used before storing.
 //!
 //! Files are streamed in chunks with their SHA-256 computed on the way, so
 //! memory stays flat whatever the file size. A file appears at its key only
@@ -11,6 +12,7 @@
 //! credentials) are never retried and name the setting to fix. This module
 //! knows nothing of job state.
 
+mod deflate;
 mod names;
 mod retry;
 mod zip;
@@ -22,9 +24,10 @@ use opendal::Operator;
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
+pub use self::deflate::{Deflated, Deflater};
 pub use self::names::{export_file_name, safe_component};
 use self::retry::retry_layer;
-pub use self::zip::zip_file;
+pub use self::zip::{deflate_file, write_zip};
 
 /// Upload chunk size (also the S3 multipart part size floor is 5 MiB).
 const CHUNK: usize = 8 << 20;

@@ -79,6 +79,17 @@ pub fn spool_file(data_dir: &Path, job: &Job) -> PathBuf {
     spool_dir(data_dir, &job.id).join(format!("export.{}", job.format.extension()))
 }
 
+/// The compressed stream of a finished spool (see `storage::Deflater`),
+/// written while the export ran.
+pub fn deflate_file(spool: &Path) -> PathBuf {
+    spool.with_extension("deflate")
+}
+
+/// The description of that stream (`storage::Deflated`, JSON).
+pub fn deflate_info(spool: &Path) -> PathBuf {
+    spool.with_extension("deflate.json")
+}
+
 /// The job's filters; stored filters that no longer parse can never run.
 pub fn job_filters(job: &Job) -> Result<Filters, StepError> {
     job.filters().map_err(|e| StepError::Fatal {

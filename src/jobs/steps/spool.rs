@@ -22,10 +22,11 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 
-use super::{job_filters, spool_file, StepError};
+use super::{deflate_file, deflate_info, job_filters, spool_file, StepError};
 use crate::audit::query::Cursor;
 use crate::jobs::store::{self, Checkpoint, Lease};
-use crate::jobs::{spool_dir, Job, Runner};
+use crate::jobs::{spool_dir, Compress, Job, Runner};
+use crate::storage::Deflater;
 use crate::stream::Source;
 
 /// How the step ended.
@@ -69,6 +70,8 @@ fn own_spool(
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p != own && p.is_file())
         .collect();
+    // Only a spool file can hold the prefix, never a compressed stream.
+    let is_spool = |p: &&PathBuf| p.extension() == own.extension();
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -79,6 +82,7 @@ fn own_spool(
     if let Some(need) = need {
         let source = others
             .iter()
+            .filter(is_spool)
             .find(|p| std::fs::metadata(p).is_ok_and(|m| m.len() >= need));
         if let Some(src) = source {
             let mut input = File::open(src)?.take(need);
@@ -130,6 +134,7 @@ impl SpoolStep<'_> {
         };
         file.set_len(len)?;
         file.seek(SeekFrom::Start(len))?;
+        let mut deflater = self.deflater(job, &dir, &own, lease, len)?;
         let mut pages = Source::new(
             self.conn,
             &filters,
@@ -162,6 +167,9 @@ impl SpoolStep<'_> {
                 return Ok(SpoolOutcome::RestartRequested);
             }
             file.write_all(&buf)?;
+            if let Some(d) = deflater.as_mut() {
+                d.write(&buf)?;
+            }
             len += buf.len() as u64;
             buf.clear();
             if len - durable_len >= cfg.checkpoint_bytes || last_cp.elapsed() >= interval {
@@ -195,13 +203,54 @@ impl SpoolStep<'_> {
         len += buf.len() as u64;
         file.sync_data()?;
         drop(file);
-        std::fs::rename(&own, spool_file(&runner.data_dir, job))?;
+        let spool = spool_file(&runner.data_dir, job);
+        if let Some(mut d) = deflater {
+            d.write(&buf)?;
+            let info = d.finish()?;
+            // The description first, then the stream under its final name:
+            // the upload step trusts a stream only with a matching one.
+            let json = serde_json::to_vec(&info).expect("plain fields serialize");
+            std::fs::write(deflate_info(&spool), json)?;
+            std::fs::rename(
+                dir.join(format!("part-{}.deflate", lease.token)),
+                deflate_file(&spool),
+            )?;
+        }
+        std::fs::rename(&own, spool)?;
         Ok(SpoolOutcome::Complete {
             records,
             bytes: len,
             first: earlier_first.or(pages.first()),
             last: pages.cursor(),
         })
+    }
+
+    /// The compressor fed as the spool is written (unless the job never
+    /// compresses), primed with the spool's resumed prefix: the stream
+    /// depends only on the data, so it comes out as an uninterrupted run's.
+    fn deflater(
+        &self,
+        job: &Job,
+        dir: &std::path::Path,
+        own: &std::path::Path,
+        lease: &Lease,
+        prefix: u64,
+    ) -> Result<Option<Deflater>, StepError> {
+        if job.compress == Compress::Never {
+            return Ok(None);
+        }
+        let out = File::create(dir.join(format!("part-{}.deflate", lease.token)))?;
+        let mut d = Deflater::new(out, self.runner.threads);
+        let mut input = File::open(own)?.take(prefix);
+        let mut chunk = vec![0u8; 1 << 20];
+        loop {
+            let n = input.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            d.write(&chunk[..n])?;
+        }
+        Ok(Some(d))
     }
 
     fn sync_and_checkpoint(

@@ -1,24 +1,27 @@
-//! The uploading step: (optionally) zip the spool deterministically, then
-//! stream it to storage at `<org>/<job-id>/<file-name>`, hashing on the way,
-//! with its signed manifest (inside the zip as `manifest.json`, else beside
-//! the file as `<file-name>.manifest.json`).
+//! The uploading step: (optionally) wrap the compressed stream the export
+//! wrote as it ran in a deterministic zip, then stream the file to storage
+//! at `<org>/<job-id>/<file-name>`, hashing on the way, with its signed
+//! manifest (inside the zip as `manifest.json`, else beside the file as
+//! `<file-name>.manifest.json`).
 //!
 //! Re-running the step after a crash rebuilds the same zip from the same
-//! spool and overwrites the same key, so the stored bytes do not depend on
+//! spool (compressing it again if its stream is missing: the stream depends
+//! only on the data) and overwrites the same key, so the stored bytes do not depend on
 //! how often it was interrupted. A missing spool sends the job back to
 //! exporting. An upload failure aborts the write and
 //! returns; the spool stays for the retry (the scheduler removes it when the
 //! job reaches a final state), so nothing can block or leak.
 
+use std::path::Path;
 use std::sync::Arc;
 
-use super::{job_filters, spool_file, StepError};
+use super::{deflate_file, deflate_info, job_filters, spool_file, StepError};
 use crate::jobs::store::StoredFile;
 use crate::jobs::{Compress, Job, Runner};
 use crate::manifest::document::{EventRef, FileRef, Manifest, Options, Previous};
 use crate::manifest::verify::{IN_ZIP, SUFFIX};
 use crate::manifest::Signed;
-use crate::storage::{export_file_name, safe_component, zip_file};
+use crate::storage::{export_file_name, safe_component, write_zip, Deflated};
 
 /// The stored file name of a job (see [`export_file_name`]).
 pub fn file_name(job: &Job, compressed: bool) -> Result<String, StepError> {
@@ -100,6 +103,25 @@ fn build_manifest(
     Ok(manifest.sign(&runner.keys))
 }
 
+/// The spool's compressed stream, as the export wrote it while it ran;
+/// made again from the spool when it is missing or does not describe
+/// exactly the recorded `bytes` (the same bytes either way: the stream
+/// depends only on the data).
+fn compressed_stream(spool: &Path, bytes: u64, threads: usize) -> std::io::Result<Deflated> {
+    let stream = deflate_file(spool);
+    let described = std::fs::read(deflate_info(spool))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Deflated>(&b).ok());
+    if let Some(info) = described {
+        let len = std::fs::metadata(&stream).map(|m| m.len());
+        if info.raw_len == bytes && len.is_ok_and(|l| l == info.len) {
+            return Ok(info);
+        }
+    }
+    let _ = std::fs::remove_file(deflate_info(spool));
+    crate::storage::deflate_file(spool, bytes, &stream, threads)
+}
+
 /// Runs the step and returns what was stored.
 pub async fn run(job: &Job, runner: &Arc<Runner>) -> Result<Uploaded, StepError> {
     let (cfg, storage) = (&runner.cfg, &runner.storage);
@@ -125,37 +147,35 @@ pub async fn run(job: &Job, runner: &Arc<Runner>) -> Result<Uploaded, StepError>
     let (put, manifest) = if compressed {
         let zipped = spool.with_file_name(&name);
         let entry = file_name(job, false)?;
-        let (src, dst, mtime) = (spool.clone(), zipped.clone(), job.created_at);
-        let (j, r, zip_name, entry_name) =
-            (job.clone(), runner.clone(), name.clone(), entry.clone());
-        let signed = tokio::task::spawn_blocking(move || {
-            let mut signed = None;
-            zip_file(&src, bytes, &dst, &entry, mtime, |d| {
-                let file = FileRef {
-                    name: zip_name,
-                    entry: Some(entry_name),
-                    sha256: d.sha256.clone(),
-                    size: d.size,
-                };
-                let s = build_manifest(&j, &r, latest, file, true).ok()?;
-                let doc = s.document().into_bytes();
-                signed = Some(s);
-                Some((IN_ZIP.to_string(), doc))
-            })?;
-            Ok::<_, std::io::Error>(signed)
+        let (src, dst, mtime, threads) = (
+            spool.clone(),
+            zipped.clone(),
+            job.created_at,
+            runner.threads,
+        );
+        let (j, r, zip_name) = (job.clone(), runner.clone(), name.clone());
+        let signed = tokio::task::spawn_blocking(move || -> Result<Signed, StepError> {
+            let info = compressed_stream(&src, bytes, threads)?;
+            let file = FileRef {
+                name: zip_name,
+                entry: Some(entry.clone()),
+                sha256: info.sha256.clone(),
+                size: info.raw_len,
+            };
+            let signed = build_manifest(&j, &r, latest, file, true)?;
+            let doc = signed.document().into_bytes();
+            write_zip(
+                &dst,
+                &entry,
+                mtime,
+                &deflate_file(&src),
+                &info,
+                Some((IN_ZIP, &doc)),
+            )?;
+            Ok(signed)
         })
         .await
         .map_err(|e| StepError::retryable("zip_failed", e))??;
-        let signed = match signed {
-            Some(s) => s,
-            // Only a filter that no longer parses gets here.
-            None => {
-                return Err(job_filters(job).err().unwrap_or(StepError::Fatal {
-                    code: "manifest_failed",
-                    message: "the manifest could not be built".into(),
-                }))
-            }
-        };
         (storage.put_file(&key, &zipped, u64::MAX).await?, signed)
     } else {
         let put = storage.put_file(&key, &spool, bytes).await?;
