@@ -271,7 +271,7 @@ fn a_large_input_keeps_its_order_and_line_numbers_across_parse_chunks() {
     let event = |i: usize| {
         let ev = GOOD.replace("u_1", &format!("u_{i}"));
         // Every seventh event brings its own id (far above the others),
-        // and some carry non-compact JSON the exact path must rewrite.
+        // and some carry JSON with white space, a number and an escape.
         match i % 7 {
             0 => ev.replacen('{', &format!(r#"{{"id":{},"#, 1_000_000 + i), 1),
             3 => ev.replacen('}', r#"},"details":{"b": 1.50, "a": "\u00e9"}"#, 1),
@@ -321,7 +321,8 @@ fn a_large_input_keeps_its_order_and_line_numbers_across_parse_chunks() {
     for ((actor, details), i) in rows.iter().zip(&expected) {
         assert_eq!(actor, &format!("u_{i}"));
         if i % 7 == 3 {
-            assert_eq!(details.as_deref(), Some(r#"{"b":1.5,"a":"é"}"#));
+            // Kept as sent (numbers, escapes), white space removed.
+            assert_eq!(details.as_deref(), Some(r#"{"b":1.50,"a":"\u00e9"}"#));
         }
     }
     let explicit: i64 = db
@@ -337,3 +338,37 @@ fn a_large_input_keeps_its_order_and_line_numbers_across_parse_chunks() {
 
 /// The rows that kept the explicit id their line gave them.
 const EXPLICIT: &str = "id = 1000000 + CAST(substr(actor_id, 3) AS INTEGER)";
+
+/// JSON columns go from input to export exactly as sent (numbers past
+/// f64, trailing zeros, exponents, escapes, key order), white space aside,
+/// from JSONL and from CSV alike.
+#[test]
+fn json_columns_are_kept_as_sent_from_ingest_to_export() {
+    let env = Env::new();
+    let sent = r#"{"amount": 1.50, "big": 123456789012345678901234567890, "e": 1E3, "u": "\u00e9", "z": 1, "a": 2}"#;
+    let kept = r#"{"amount":1.50,"big":123456789012345678901234567890,"e":1E3,"u":"\u00e9","z":1,"a":2}"#;
+    let line = GOOD.replacen('}', &format!(r#"}},"details":{sent}"#), 1);
+    let file = env.path("numbers.jsonl");
+    std::fs::write(&file, line + "\n").unwrap();
+    env.expect(&["ingest", file.to_str().unwrap()], 0);
+    let out = env.export_stdout("acme", "2026-01-05", "2026-01-05", "jsonl", &[]);
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains(&format!(r#""details":{kept}"#)), "{out}");
+
+    // The same cell through a raw CSV.
+    let csv = env.path("numbers.csv");
+    let mut w = csv::Writer::from_path(&csv).unwrap();
+    w.write_record(audit_export::audit::event::COLUMNS).unwrap();
+    let mut rec = vec![""; 17];
+    rec[1] = "2026-01-06T10:00:00.000Z";
+    rec[2] = "acme";
+    rec[3] = "audit";
+    rec[4] = "user.login";
+    rec[16] = sent;
+    w.write_record(&rec).unwrap();
+    w.flush().unwrap();
+    env.expect(&["ingest", csv.to_str().unwrap()], 0);
+    let out = env.export_stdout("acme", "2026-01-06", "2026-01-06", "jsonl", &[]);
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains(&format!(r#""details":{kept}"#)), "{out}");
+}

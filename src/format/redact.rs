@@ -159,6 +159,7 @@ impl Redactor {
     pub fn json_into(&self, json: &str, out: &mut Vec<u8>) {
         let b = json.as_bytes();
         let mut w = Rewrite {
+            text: json,
             src: b,
             out,
             copied: 0,
@@ -195,6 +196,9 @@ pub fn text(value: &str) -> &str {
 /// One pass over JSON text: spans are copied lazily, a replaced value
 /// writes what came before it, then `"[REDACTED]"`.
 struct Rewrite<'a, 'o> {
+    /// `src` as text: slices between quotes are taken from it (a `"` is
+    /// always a character boundary), never validated as UTF-8 again.
+    text: &'a str,
     src: &'a [u8],
     out: &'o mut Vec<u8>,
     copied: usize,
@@ -225,7 +229,10 @@ impl Rewrite<'_, '_> {
         };
         let is_null = &b[i..end] == b"null";
         let credential = b[i] == b'"'
-            && std::str::from_utf8(&b[i + 1..end - 1]).is_ok_and(Redactor::is_credential);
+            && self
+                .text
+                .get(i + 1..end - 1)
+                .is_some_and(Redactor::is_credential);
         if (key == Some(true) && !is_null) || credential {
             self.replace(i, end);
         }
@@ -243,9 +250,9 @@ impl Rewrite<'_, '_> {
                 return None;
             }
             let kend = string_end(b, j)?;
-            let raw = std::str::from_utf8(&b[j + 1..kend - 1]).ok()?;
+            let raw = self.text.get(j + 1..kend - 1)?;
             let sensitive = if raw.contains('\\') {
-                serde_json::from_str::<String>(std::str::from_utf8(&b[j..kend]).ok()?)
+                serde_json::from_str::<String>(self.text.get(j..kend)?)
                     .ok()
                     .is_some_and(|k| self.redactor.is_sensitive_key(&k))
             } else {

@@ -6,8 +6,6 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use serde_json::Value;
-
 use super::{FieldError, IngestError, MAX_EXPLICIT_ID};
 use crate::audit::event::{NewEvent, COLUMNS};
 use crate::time;
@@ -87,14 +85,12 @@ pub(super) fn parse_csv_record(
                 let not_json = |e: serde_json::Error| {
                     FieldError::new(COLUMNS[i], format!("is not valid JSON: {e}"))
                 };
-                // Valid and already compact: stored as it is, without
-                // building a `Value` (what ingest spent its time on).
-                serde_json::from_str::<&serde_json::value::RawValue>(&s).map_err(not_json)?;
-                if super::fast::is_compact(s.as_bytes()) {
-                    return Ok((s != "null").then_some(s));
-                }
-                let v: Value = serde_json::from_str(&s).map_err(not_json)?;
-                Ok((!v.is_null()).then(|| v.to_string()))
+                // Checked, then kept as sent minus white space (numbers,
+                // escapes and key order exactly), like a JSON event's.
+                let raw =
+                    serde_json::from_str::<&serde_json::value::RawValue>(&s).map_err(not_json)?;
+                let text = super::fast::minify(raw.get());
+                Ok((text != "null").then_some(text))
             }
         }
     };

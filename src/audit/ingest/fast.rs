@@ -2,11 +2,13 @@
 //! [`NewEvent`], with no intermediate `Value` tree, for the common case of
 //! a well-formed event whose JSON columns are already compact.
 //!
-//! It must never decide differently from [`super::event::parse_event`]:
-//! whenever it is not sure (any error, a JSON column that a `Value` round
-//! trip would rewrite), it answers `None` and the caller takes the exact,
-//! `Value`-based path, which also words the error. Profiling `ingest` put
-//! ~60% of its time in building and freeing those trees.
+//! It must never accept what [`super::event::parse_event`] refuses:
+//! whenever it is not sure (any error), it answers `None` and the caller
+//! takes the exact, `Value`-based path, which also words the error.
+//! Profiling `ingest` put ~60% of its time in building and freeing those
+//! trees. JSON columns are stored as their own text with the white space
+//! between tokens removed: numbers (`1.50`, integers past 2^64), escapes
+//! and key order exactly as sent, which a `Value` round trip would not keep.
 
 use std::borrow::Cow;
 
@@ -87,20 +89,24 @@ fn required(t: Text<'_>) -> Option<String> {
     t.filter(|s| !s.trim().is_empty()).map(Cow::into_owned)
 }
 
-/// The stored text of a JSON column, when the raw text is exactly what the
-/// `Value` path would store; `Err(())` when it is not (caller falls back).
-fn column(raw: Option<&RawValue>) -> Result<Option<String>, ()> {
-    match raw {
-        None => Ok(None),
-        Some(r) if is_compact(r.get().as_bytes()) => Ok(Some(r.get().to_owned())),
-        Some(_) => Err(()),
-    }
+/// The stored text of a JSON column (see the module docs).
+fn column(raw: Option<&RawValue>) -> Option<String> {
+    raw.map(|r| minify(r.get()))
 }
 
 /// Parses one event; `None` when the exact path must decide (see the
 /// module docs).
 pub(super) fn parse(bytes: &[u8]) -> Option<NewEvent> {
-    let e: Event<'_> = serde_json::from_slice(bytes).ok()?;
+    parse_with(bytes, None)
+}
+
+/// [`parse`], with `default_org` standing in for a missing or null
+/// `organization_id` (the HTTP API takes it from the token).
+pub(super) fn parse_with(bytes: &[u8], default_org: Option<&str>) -> Option<NewEvent> {
+    let mut e: Event<'_> = serde_json::from_slice(bytes).ok()?;
+    if e.organization_id.is_none() {
+        e.organization_id = default_org.map(|o| Cow::Owned(o.to_owned()));
+    }
     if e.id.is_some_and(|n| !(1..=MAX_EXPLICIT_ID).contains(&n)) {
         return None;
     }
@@ -140,144 +146,33 @@ pub(super) fn parse(bytes: &[u8]) -> Option<NewEvent> {
         ip_address: owned(context.ip_address),
         user_agent: owned(context.user_agent),
         request_id: owned(context.request_id),
-        changed_data: column(e.changed_data).ok()?,
-        details: column(e.details).ok()?,
+        changed_data: column(e.changed_data),
+        details: column(e.details),
     })
 }
 
-/// True when `json` (valid JSON) would come back byte for byte from a
-/// `serde_json::Value` round trip (`preserve_order`): no whitespace, no
-/// escapes, only integers that stay integers, no `-0`, no duplicate key.
-/// Conservative: false for anything it does not recognise.
-pub(super) fn is_compact(json: &[u8]) -> bool {
-    let mut s = Scan { b: json, i: 0 };
-    s.value(0) && s.i == json.len()
-}
-
-/// Deeper nesting goes to the exact path (and its recursion limit).
-const MAX_DEPTH: usize = 64;
-
-struct Scan<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Scan<'a> {
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
-    }
-
-    fn eat(&mut self, c: u8) -> bool {
-        if self.peek() == Some(c) {
-            self.i += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn value(&mut self, depth: usize) -> bool {
-        if depth > MAX_DEPTH {
-            return false;
-        }
-        match self.peek() {
-            Some(b'{') => self.object(depth),
-            Some(b'[') => self.array(depth),
-            Some(b'"') => self.string().is_some(),
-            Some(b'-' | b'0'..=b'9') => self.integer(),
-            Some(b't') => self.literal(b"true"),
-            Some(b'f') => self.literal(b"false"),
-            Some(b'n') => self.literal(b"null"),
-            _ => false,
-        }
-    }
-
-    fn literal(&mut self, word: &[u8]) -> bool {
-        if self.b[self.i..].starts_with(word) {
-            self.i += word.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    /// A string with no escapes; returns its bytes (without quotes).
-    fn string(&mut self) -> Option<&'a [u8]> {
-        if !self.eat(b'"') {
-            return None;
-        }
-        let start = self.i;
-        let len = self.b[start..]
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\')?;
-        if self.b[start + len] != b'"' {
-            return None;
-        }
-        self.i = start + len + 1;
-        Some(&self.b[start..start + len])
-    }
-
-    /// An integer that serde_json keeps as i64/u64 and prints as written.
-    fn integer(&mut self) -> bool {
-        let start = self.i;
-        self.eat(b'-');
-        let digits = self.b[self.i..]
-            .iter()
-            .take_while(|c| c.is_ascii_digit())
-            .count();
-        self.i += digits;
-        let text = &self.b[start..self.i];
-        if digits == 0 || digits > 18 || text == b"-0" {
-            return false;
-        }
-        // A fraction or exponent is printed back differently (ryu).
-        !matches!(self.peek(), Some(b'.' | b'e' | b'E'))
-    }
-
-    fn array(&mut self, depth: usize) -> bool {
-        self.i += 1;
-        if self.eat(b']') {
-            return true;
-        }
-        loop {
-            if !self.value(depth + 1) {
-                return false;
+/// `json` (valid JSON) without the white space between its tokens;
+/// everything else byte for byte.
+pub(super) fn minify(json: &str) -> String {
+    let b = json.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &c in b {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
             }
-            if self.eat(b']') {
-                return true;
-            }
-            if !self.eat(b',') {
-                return false;
-            }
+        } else if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+            in_string = c == b'"';
+            out.push(c);
         }
     }
-
-    fn object(&mut self, depth: usize) -> bool {
-        self.i += 1;
-        if self.eat(b'}') {
-            return true;
-        }
-        let mut keys: Vec<&'a [u8]> = Vec::new();
-        loop {
-            let Some(key) = self.string() else {
-                return false;
-            };
-            // A duplicate key collapses into one in a `Value` map.
-            if keys.contains(&key) {
-                return false;
-            }
-            keys.push(key);
-            if !self.eat(b':') || !self.value(depth + 1) {
-                return false;
-            }
-            if self.eat(b'}') {
-                return true;
-            }
-            if !self.eat(b',') {
-                return false;
-            }
-        }
-    }
+    String::from_utf8(out).expect("only ASCII white space was removed")
 }
 
 #[cfg(test)]
@@ -285,46 +180,34 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    /// What the exact path stores for this JSON text.
-    fn round_trip(s: &str) -> String {
-        serde_json::to_string(&serde_json::from_str::<Value>(s).unwrap()).unwrap()
-    }
-
     #[test]
-    fn compact_means_unchanged_by_a_value_round_trip() {
-        // (text, whether the fast path takes it as it is)
+    fn minify_removes_only_the_white_space_between_tokens() {
         let cases = [
-            (r#"{"a":1,"b":[true,false,null],"c":{"d":"é x"}}"#, true),
-            (r#"{"z":1,"a":{"k":[1,2]}}"#, true),
-            (r#"[]"#, true),
-            (r#"{}"#, true),
-            (r#""plain""#, true),
-            (r#"-17"#, true),
-            (r#"123456789012345678"#, true),
-            (r#"[{"a":1},{"a":1}]"#, true),
-            (r#"{"a":1, "b":2}"#, false),
-            (r#"{"a":1.5}"#, false), // unchanged, but floats are left to ryu
-            (r#"{"a":1e3}"#, false),
-            (r#"{"a":1E3}"#, false),
-            (r#"{"a":-0}"#, false),
-            (r#"{"a":12345678901234567890}"#, false),
-            (r#"{"a":"x\"y"}"#, false),
-            (r#"{"a":"\u00e9"}"#, false),
-            (r#"{"a":"a\/b"}"#, false),
-            (r#"{"a":1,"a":2}"#, false),
-            (r#"{"a":{"b":1,"b":1}}"#, false),
-            (" {\"a\":1}", false),
-            ("{\"a\":\n1}", false),
+            (
+                r#"{"a":1,"b":[true,false,null]}"#,
+                r#"{"a":1,"b":[true,false,null]}"#,
+            ),
+            (
+                "{ \"a\" : 1 ,\n\t\"b\" : [ 1 , 2 ] }",
+                r#"{"a":1,"b":[1,2]}"#,
+            ),
+            (r#"{"s":"a b \" c\\"}"#, r#"{"s":"a b \" c\\"}"#),
+            (
+                r#"{"n": 1.50, "e": 1E3, "big": 123456789012345678901234567890, "z": -0}"#,
+                r#"{"n":1.50,"e":1E3,"big":123456789012345678901234567890,"z":-0}"#,
+            ),
+            (
+                r#"{"u": "\u00e9 \/", "a": 1, "a": 2}"#,
+                r#"{"u":"\u00e9 \/","a":1,"a":2}"#,
+            ),
+            ("\"x\"", "\"x\""),
         ];
-        for (text, compact) in cases {
-            assert_eq!(is_compact(text.as_bytes()), compact, "{text}");
-            // Whatever it takes as it is, the exact path stores unchanged.
-            if compact {
-                assert_eq!(round_trip(text), text);
-            }
+        for (text, want) in cases {
+            assert_eq!(minify(text), want, "{text}");
+            // Still the same JSON.
+            let v = |t: &str| serde_json::from_str::<Value>(t).unwrap();
+            assert_eq!(v(&minify(text)), v(text));
         }
-        let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
-        assert!(!is_compact(deep.as_bytes()));
     }
 
     #[test]
@@ -352,9 +235,22 @@ mod tests {
             let exact = serde_json::from_str::<Value>(c)
                 .ok()
                 .and_then(|v| super::super::event::parse_event(&v).ok());
-            // None: deferred, the exact path decides.
-            if let Some(fast) = parse(c.as_bytes()) {
-                assert_eq!(Some(fast), exact, "{c}");
+            // None: deferred, the exact path decides. JSON columns keep
+            // their own text here, the same JSON as the exact path's.
+            if let Some(mut fast) = parse(c.as_bytes()) {
+                let exact = exact.expect("the exact path accepts it too");
+                for (f, e) in [
+                    (&mut fast.details, &exact.details),
+                    (&mut fast.changed_data, &exact.changed_data),
+                ] {
+                    let v = |t: &Option<String>| {
+                        t.as_deref()
+                            .map(|t| serde_json::from_str::<Value>(t).unwrap())
+                    };
+                    assert_eq!(v(f), v(e), "{c}");
+                    f.clone_from(e);
+                }
+                assert_eq!(fast, exact, "{c}");
             }
         }
         // The common shapes do take the fast path.

@@ -287,6 +287,13 @@ pub fn count_array_elements(
     }
 }
 
+/// The HTTP API's fast path: one event's JSON text straight into a
+/// [`NewEvent`] (a missing `organization_id` is `org`), or `None` when the
+/// caller must take the exact path through a `Value` (which words errors).
+pub fn parse_event_fast(bytes: &[u8], org: &str) -> Option<NewEvent> {
+    fast::parse_with(bytes, Some(org))
+}
+
 /// Parses one event from its JSON text: the fast path when it applies,
 /// else through a `Value` (which also words the error).
 fn parse_event_bytes(bytes: &[u8]) -> Result<NewEvent, FieldError> {
