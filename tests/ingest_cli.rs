@@ -346,7 +346,8 @@ const EXPLICIT: &str = "id = 1000000 + CAST(substr(actor_id, 3) AS INTEGER)";
 fn json_columns_are_kept_as_sent_from_ingest_to_export() {
     let env = Env::new();
     let sent = r#"{"amount": 1.50, "big": 123456789012345678901234567890, "e": 1E3, "u": "\u00e9", "z": 1, "a": 2}"#;
-    let kept = r#"{"amount":1.50,"big":123456789012345678901234567890,"e":1E3,"u":"\u00e9","z":1,"a":2}"#;
+    let kept =
+        r#"{"amount":1.50,"big":123456789012345678901234567890,"e":1E3,"u":"\u00e9","z":1,"a":2}"#;
     let line = GOOD.replacen('}', &format!(r#"}},"details":{sent}"#), 1);
     let file = env.path("numbers.jsonl");
     std::fs::write(&file, line + "\n").unwrap();

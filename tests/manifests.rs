@@ -150,6 +150,53 @@ fn fresh_exports_verify_and_every_tamper_is_caught_with_its_reason() {
     let (code, line) = verify(&env, &f, &[]);
     assert_eq!(failures(code, &line), ["sha256", "size", "record_count"]);
 
+    // The same tampering on a renamed download (the manifest passed
+    // explicitly): still named as tampering, not as another export's
+    // manifest, whichever row goes.
+    let renamed = |tag: &str, edit: &dyn Fn(&str) -> String| {
+        let dir = env.path(tag);
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("download.jsonl");
+        std::fs::write(&f, edit(&std::fs::read_to_string(&plain_file).unwrap())).unwrap();
+        let m = manifest_beside(&plain_file);
+        verify(&env, &f, &["--manifest", m.to_str().unwrap()])
+    };
+    let (code, line) = renamed("renamed-ok", &|t| t.to_string());
+    assert_eq!(code, 0, "{line}");
+    let (code, line) = renamed("renamed-byte", &|t| t.replacen("acme", "acmf", 3));
+    assert_eq!(failures(code, &line), ["sha256"]);
+    for (tag, drop) in [
+        ("renamed-first", 0),
+        ("renamed-mid", 500),
+        ("renamed-last", 1099),
+    ] {
+        let (code, line) = renamed(tag, &|t| {
+            let rows: Vec<&str> = t.lines().collect();
+            let drop = drop.min(rows.len() - 1);
+            let kept: Vec<&str> = (0..rows.len())
+                .filter(|&i| i != drop)
+                .map(|i| rows[i])
+                .collect();
+            kept.join("\n") + "\n"
+        });
+        assert_eq!(
+            failures(code, &line),
+            ["sha256", "size", "record_count"],
+            "{tag}"
+        );
+    }
+    // Another export's manifest for a renamed file: its first and last
+    // records are not this data's.
+    let (code, line) = renamed("renamed-swap", &|t| t.to_string());
+    assert_eq!(code, 0, "{line}");
+    let f = env.path("renamed-swap").join("download.jsonl");
+    let (code, line) = verify(
+        &env,
+        &f,
+        &["--manifest", manifest_beside(&other_file).to_str().unwrap()],
+    );
+    assert_eq!(failures(code, &line), ["manifest_mismatch"]);
+
     // A manifest swapped from another export.
     let f = copy(&env, &plain_file, "swap");
     std::fs::copy(manifest_beside(&other_file), manifest_beside(&f)).unwrap();

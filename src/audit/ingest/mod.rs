@@ -262,17 +262,17 @@ pub struct IngestOptions {
     pub skip_invalid: bool,
 }
 
-/// Counts the elements of one top-level JSON array read from `r` (what
-/// `export --format json` writes), one element in memory at a time;
-/// `broken` is set when the array is malformed.
-pub fn count_array_elements(
+/// Calls `each` with every element of one top-level JSON array read from
+/// `r` (what `export --format json` writes), one element in memory at a
+/// time; `broken` is set when the array is malformed.
+pub fn each_array_element(
     r: impl BufRead,
-    n: &mut u64,
     broken: &mut bool,
+    mut each: impl FnMut(&[u8]),
 ) -> std::io::Result<()> {
     let res = for_each_array_element(r, |_, element| {
         match element {
-            Ok(_) => *n += 1,
+            Ok(e) => each(e),
             Err(_) => *broken = true,
         }
         Ok(())
