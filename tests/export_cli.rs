@@ -915,3 +915,48 @@ fn parallel_exports_are_byte_identical_to_one_thread() {
         }
     }
 }
+
+/// Turning redaction off leaves a trace even on the direct CLI path: an
+/// `audit_log.exported` event with `redacted: false` and the operator's
+/// label; a default (redacted) direct export adds no event.
+#[test]
+fn a_direct_export_without_redaction_is_recorded() {
+    let env = Env::new();
+    env.ingest_fixtures();
+    // The fixtures hold exports of their own: only new events count.
+    let before: i64 = env
+        .db()
+        .query_row("SELECT max(id) FROM audit_logs", [], |r| r.get(0))
+        .unwrap();
+    let exported = |env: &Env| -> Vec<(String, String)> {
+        let db = env.db();
+        let mut st = db
+            .prepare(
+                "SELECT actor_id, details FROM audit_logs \
+                 WHERE action = 'audit_log.exported' AND id > ? ORDER BY id",
+            )
+            .unwrap();
+        st.query_map([before], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    env.export_stdout("acme", "2025-01-01", "2025-12-31", "jsonl", &[]);
+    assert!(exported(&env).is_empty());
+    env.export_stdout(
+        "acme",
+        "2025-01-01",
+        "2025-12-31",
+        "csv",
+        &["--no-redact", "--requester", "ops-alice"],
+    );
+    let events = exported(&env);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let (actor, details) = &events[0];
+    assert_eq!(actor, "ops-alice");
+    let d: serde_json::Value = serde_json::from_str(details).unwrap();
+    assert_eq!(d["redacted"], false);
+    assert_eq!(d["format"], "csv");
+    assert_eq!(d["destination"], "stdout");
+    assert!(d["record_count"].as_u64().unwrap() > 0);
+}

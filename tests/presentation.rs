@@ -240,9 +240,10 @@ fn the_readable_profile_reads_every_fixture_event() {
     let unknown = find("totally.unknown_operation");
     assert_eq!(unknown[col("event")], "Totally unknown operation");
     assert_eq!(unknown[col("actor")], "Unresolved user");
+    // Numbers read as they were sent (2.50 stays 2.50).
     assert_eq!(
         unknown[col("additional_details")],
-        "warnings=2 items; trigger=object; flag=true; n=2.5"
+        "warnings=2 items; trigger=object; flag=true; n=2.50"
     );
     let publish = find("workflow_definition_publish");
     assert_eq!(publish[col("event")], "Workflow published");

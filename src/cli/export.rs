@@ -102,6 +102,29 @@ pub struct ExportArgs {
     compress: Option<crate::jobs::Compress>,
 }
 
+/// Records `audit_log.exported` for a direct export with redaction off.
+fn record_unredacted(
+    conn: &mut rusqlite::Connection,
+    a: &ExportArgs,
+    filters: &crate::filters::Filters,
+    options: &crate::format::ExportOptions,
+    records: u64,
+    to_stdout: bool,
+) -> Result<(), CliError> {
+    let mut details = crate::service::export_details(filters, a.format, options, records, None);
+    details["destination"] = if to_stdout { "stdout" } else { "file" }.into();
+    let event = crate::audit::trail::OwnEvent {
+        org: &filters.organization,
+        action: "audit_log.exported",
+        actor: &crate::service::actor(&Requester::System(a.requester.clone())),
+        target_id: &filters.hash(),
+        client: &crate::audit::trail::Client::default(),
+        details: &details,
+    };
+    crate::audit::trail::record(conn, &event, crate::time::Clock::system().now_ms())?;
+    Ok(())
+}
+
 pub(crate) fn filter_error(e: FilterError) -> CliError {
     CliError::bad_input(format!(
         "{}: {} [{}]",
@@ -141,7 +164,8 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
     if !to_stdout {
         check_output_path(&output)?;
     }
-    let conn = crate::db::open_existing(&cli.data_dir)?;
+    let mut conn = crate::db::open_existing(&cli.data_dir)?;
+    let audited_options = options.clone();
     let encoder = crate::stream::encoder(
         &conn,
         &filters,
@@ -201,6 +225,20 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
                 filters.summary()
             ),
         });
+    }
+    // A direct export is the operator reading the database file (no user,
+    // no role), like `sqlite3` would, so it is not itself an audit event —
+    // except when it turns redaction off, which must leave a trace; the
+    // operator's label is the actor.
+    if !audited_options.redact.0 {
+        record_unredacted(
+            &mut conn,
+            a,
+            &filters,
+            &audited_options,
+            stats.records,
+            to_stdout,
+        )?;
     }
     eprintln!(
         "exported {} records ({}, {} bytes) to {} in {:.2} s",

@@ -194,17 +194,7 @@ impl Service {
         job_id: Option<&str>,
         client: &Client,
     ) -> Result<(), ServiceError> {
-        let o = &p.options;
-        let details = json!({
-            "filters": serde_json::from_str::<Value>(&p.filters.canonical_json()).unwrap_or(Value::Null),
-            "format": p.format.as_str(),
-            "record_count": p.count,
-            "job_id": job_id,
-            "redacted": o.redact.0,
-            "csv_profile": (p.format == Format::Csv).then(|| o.csv.profile.as_str()),
-            "fields": o.csv.fields.map(|f| f.names()),
-            "timezone": o.timezone,
-        });
+        let details = export_details(&p.filters, p.format, &p.options, p.count, job_id);
         let target = job_id.map_or_else(|| p.filters.hash(), str::to_string);
         self.audit(
             conn,
@@ -284,4 +274,25 @@ impl Service {
         let p = self.prepare_export(conn, req)?;
         self.enqueue_export(conn, &p, client)
     }
+}
+
+/// The details an `audit_log.exported` event records: what was exported
+/// and how (redaction on or off included), from every surface alike.
+pub fn export_details(
+    filters: &crate::filters::Filters,
+    format: Format,
+    o: &crate::format::ExportOptions,
+    record_count: u64,
+    job_id: Option<&str>,
+) -> Value {
+    json!({
+        "filters": serde_json::from_str::<Value>(&filters.canonical_json()).unwrap_or(Value::Null),
+        "format": format.as_str(),
+        "record_count": record_count,
+        "job_id": job_id,
+        "redacted": o.redact.0,
+        "csv_profile": (format == Format::Csv).then(|| o.csv.profile.as_str()),
+        "fields": o.csv.fields.map(|f| f.names()),
+        "timezone": o.timezone,
+    })
 }
