@@ -27,7 +27,7 @@ struct RawDef {
     format: String,
     #[serde(default)]
     csv: RawCsv,
-    compress: Option<String>,
+    compress: Option<RawCompress>,
     #[serde(default)]
     filters: RawFilters,
     #[serde(default)]
@@ -39,6 +39,14 @@ struct RawDef {
     archive: Option<String>,
     #[serde(default = "yes")]
     redact: bool,
+}
+
+/// `compress = "auto" | "always" | "never"`, or `true` / `false`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawCompress {
+    Flag(bool),
+    Policy(String),
 }
 
 fn utc() -> String {
@@ -236,7 +244,9 @@ pub fn parse(path: &Path, text: &str, limits: &Limits) -> Result<ScheduleDef, Bo
     options.check(format).map_err(opt_err)?;
     let compress = match &raw.compress {
         None => None,
-        Some(c) => Some(
+        Some(RawCompress::Flag(true)) => Some(Compress::Always),
+        Some(RawCompress::Flag(false)) => Some(Compress::Never),
+        Some(RawCompress::Policy(c)) => Some(
             c.parse::<Compress>()
                 .map_err(|e| bad("compress", "invalid_compress", e.to_string()))?,
         ),

@@ -156,9 +156,37 @@ impl Schedules {
         };
         *reg = next;
         drop(reg);
+        self.mark_first_seen();
         self.reloaded.notify_one();
         tracing::info!(loaded = report.loaded.len(), invalid = report.invalid.len(), kept = report.kept.len(), dir = %self.dir.display(), "schedules loaded");
         report
+    }
+
+    /// A schedule seen for the first time starts now (no backlog): marked
+    /// here, as it is loaded, rather than by the loop's next pass, so a
+    /// fire due between the load and that pass is not lost.
+    fn mark_first_seen(&self) {
+        let now = self.svc.clock.now_ms();
+        let marked = self
+            .svc
+            .connect()
+            .map_err(|e| e.to_string())
+            .and_then(|mut c| {
+                let tx = crate::db::immediate(&mut c).map_err(|e| e.to_string())?;
+                for d in self.list() {
+                    if store::last_fire(&tx, &d.name)
+                        .map_err(|e| e.to_string())?
+                        .is_none()
+                    {
+                        store::set_last_fire(&tx, &d.name, now, now).map_err(|e| e.to_string())?;
+                    }
+                }
+                tx.commit().map_err(|e| e.to_string())
+            });
+        if let Err(e) = marked {
+            // The loop's pass marks them instead.
+            tracing::warn!(error = %e, "schedules: cannot record newly seen schedules");
+        }
     }
 
     fn check_recipients(
@@ -347,6 +375,7 @@ pub fn view(d: &ScheduleDef, s: &Status) -> serde_json::Value {
 pub fn invalid_view(i: &Invalid, kept: bool) -> serde_json::Value {
     serde_json::json!({
         "file": i.path.display().to_string(),
+        "path": i.path.display().to_string(),
         "name": i.name,
         "field": i.field,
         "code": i.code,

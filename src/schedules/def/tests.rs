@@ -105,3 +105,14 @@ fn archive_keys_fill_in_safely() {
         "archive/acme-..-x/daily/2026-03-28.csv"
     );
 }
+
+#[test]
+fn compress_is_a_policy_or_a_flag() {
+    let with =
+        |v: &str| parse_str(&GOOD.replace("[filters]", &format!("compress = {v}\n[filters]")));
+    assert_eq!(with("true").unwrap().compress, Some(Compress::Always));
+    assert_eq!(with("false").unwrap().compress, Some(Compress::Never));
+    assert_eq!(with("'auto'").unwrap().compress, Some(Compress::Auto));
+    assert_eq!(parse_str(GOOD).unwrap().compress, None);
+    assert_eq!(with("'zip'").unwrap_err().code, "invalid_compress");
+}
