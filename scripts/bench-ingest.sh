@@ -15,19 +15,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-1000000}
 runs=${BENCH_RUNS:-3}
-for tool in hyperfine sqlite3; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install -y hyperfine sqlite3)" >&2; exit 1; }
-done
+source scripts/bench-lib.sh
+need hyperfine sqlite3
 cargo build --release --quiet
 bin=$PWD/target/release/audit-export
 out=$PWD/bench-out
 src=$out/$rows
 mkdir -p "$out"
-if [ ! -f "$src/.seeded" ]; then
-  rm -rf "$src"
-  "$bin" --data-dir "$src" seed --rows "$rows" --orgs 1 --seed 42
-  touch "$src/.seeded"
-fi
+seeded "$src" "$rows" --orgs 1 --seed 42
 in=$out/ingest-$rows
 mkdir -p "$in"
 exp="--data-dir $src export --org org_1 --from 2025-01-01 --to 2025-12-31 --no-redact"

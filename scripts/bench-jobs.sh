@@ -11,19 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-1000000}
 runs=${BENCH_RUNS:-5}
-for tool in hyperfine sqlite3 zip; do
-  command -v "$tool" >/dev/null || { echo "bench-jobs: $tool is missing (apt-get install -y $tool)" >&2; exit 1; }
-done
+source scripts/bench-lib.sh
+need hyperfine sqlite3 zip
 cargo build --release --quiet
 bin=$PWD/target/release/audit-export
 out=$PWD/bench-out
 dir=$out/$rows
 mkdir -p "$out"
-if [ ! -f "$dir/.seeded" ]; then
-  rm -rf "$dir"
-  "$bin" --data-dir "$dir" seed --rows "$rows" --orgs 1 --seed 42
-  touch "$dir/.seeded"
-fi
+seeded "$dir" "$rows" --orgs 1 --seed 42
 db=$dir/audit-export.db
 cols="id, strftime('%Y-%m-%dT%H:%M:%fZ', occurred_at / 1000.0, 'unixepoch') AS occurred_at, organization_id, stream, action, actor_type, actor_id, actor_name, actor_email, target_type, target_id, target_name, ip_address, user_agent, request_id, changed_data, details"
 where="organization_id = 'org_1' AND occurred_at >= 1735689600000 AND occurred_at < 1767225600000 ORDER BY occurred_at, id"

@@ -19,9 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(1000000 5000000)
 runs=${BENCH_RUNS:-3}
-for tool in hyperfine sqlite3; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install -y hyperfine sqlite3)" >&2; exit 1; }
-done
+source scripts/bench-lib.sh
+need hyperfine sqlite3
 cargo build --release --quiet
 bin=$PWD/target/release/audit-export
 out=$PWD/bench-out
@@ -36,11 +35,7 @@ rss() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -n 1; }
 printf '\n| rows | what | median s | ratio vs sqlite3 | peak RSS MiB |\n|---:|---|---:|---:|---:|\n' > "$out/summary.md"
 for rows in "${sizes[@]}"; do
   dir=$out/$rows
-  if [ ! -f "$dir/.seeded" ]; then
-    rm -rf "$dir"
-    "$bin" --data-dir "$dir" seed --rows "$rows" --orgs 1 --seed 42
-    touch "$dir/.seeded"
-  fi
+  seeded "$dir" "$rows" --orgs 1 --seed 42
   db=$dir/audit-export.db
   common="--data-dir $dir export --org org_1 --from 2025-01-01 --to 2025-12-31"
   baseline=()

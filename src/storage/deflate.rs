@@ -135,6 +135,20 @@ impl Deflater {
         Ok(())
     }
 
+    /// Adds everything `r` yields (a spool prefix, a whole spool).
+    pub fn write_from(&mut self, mut r: impl io::Read) -> io::Result<u64> {
+        let mut chunk = vec![0u8; 1 << 20];
+        let mut n = 0u64;
+        loop {
+            let got = r.read(&mut chunk)?;
+            if got == 0 {
+                return Ok(n);
+            }
+            self.write(&chunk[..got])?;
+            n += got as u64;
+        }
+    }
+
     fn dispatch(&mut self) -> io::Result<()> {
         let raw = std::mem::replace(&mut self.pending, Vec::with_capacity(BLOCK));
         let (tx, rx) = sync_channel(1);

@@ -29,8 +29,10 @@ pub use self::names::{export_file_name, safe_component};
 use self::retry::retry_layer;
 pub use self::zip::{deflate_file, write_zip};
 
-/// Upload chunk size (also the S3 multipart part size floor is 5 MiB).
+/// Upload chunk size to S3 (its multipart part size floor is 5 MiB).
 const CHUNK: usize = 8 << 20;
+/// Write size of a local file.
+const LOCAL_CHUNK: usize = 1 << 20;
 
 /// `[storage]` settings.
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
@@ -259,21 +261,37 @@ impl Storage {
             return Err(StorageError::Injected(msg));
         }
         let mut file = tokio::fs::File::open(path).await?.take(limit);
+        // S3 needs parts of 5 MiB and more; a local file is better written
+        // in small pieces: each chunk is a fresh allocation, and large ones
+        // pile up in the allocator (+40 MiB peak on a 230 MB upload).
+        let chunk = match self.about.0 {
+            StorageKind::S3 => CHUNK,
+            StorageKind::Fs => LOCAL_CHUNK,
+        };
         let mut writer = self
             .op
             .writer_with(key)
-            .chunk(CHUNK)
+            .chunk(chunk)
             .await
             .map_err(|e| self.write_error(e))?;
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         let mut size = 0u64;
         let result: Result<(), StorageError> = async {
             loop {
-                let mut buf = Vec::with_capacity(CHUNK);
-                let n = (&mut file).take(CHUNK as u64).read_to_end(&mut buf).await?;
+                // Exactly one chunk, filled by plain reads: `read_to_end`
+                // would probe for the end by doubling the buffer.
+                let mut buf = vec![0u8; chunk];
+                let mut n = 0;
+                while n < chunk {
+                    match file.read(&mut buf[n..]).await? {
+                        0 => break,
+                        got => n += got,
+                    }
+                }
                 if n == 0 {
                     return Ok(());
                 }
+                buf.truncate(n);
                 ctx.update(&buf);
                 size += n as u64;
                 writer.write(buf).await.map_err(|e| self.write_error(e))?;

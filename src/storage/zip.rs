@@ -8,7 +8,7 @@
 //! again. Zip64 records are written only when a size or offset needs them.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
 use chrono::{Datelike, Timelike};
@@ -250,15 +250,7 @@ fn write_zip_with(
 /// writes while it runs; used when that stream is missing).
 pub fn deflate_file(src: &Path, len: u64, dst: &Path, threads: usize) -> io::Result<Deflated> {
     let mut d = Deflater::new(File::create(dst)?, threads);
-    let mut input = BufReader::with_capacity(1 << 20, File::open(src)?).take(len);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = input.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        d.write(&buf[..n])?;
-    }
+    d.write_from(File::open(src)?.take(len))?;
     let info = d.finish()?;
     if info.raw_len != len {
         return Err(io::Error::other(format!(

@@ -241,15 +241,7 @@ impl SpoolStep<'_> {
         }
         let out = File::create(dir.join(format!("part-{}.deflate", lease.token)))?;
         let mut d = Deflater::new(out, self.runner.threads);
-        let mut input = File::open(own)?.take(prefix);
-        let mut chunk = vec![0u8; 1 << 20];
-        loop {
-            let n = input.read(&mut chunk)?;
-            if n == 0 {
-                break;
-            }
-            d.write(&chunk[..n])?;
-        }
+        d.write_from(File::open(own)?.take(prefix))?;
         Ok(Some(d))
     }
 
