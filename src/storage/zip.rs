@@ -85,9 +85,10 @@ impl<W: Write> Writer<W> {
         }
     }
 
-    fn local_header(&mut self, e: &Entry) -> io::Result<()> {
+    /// The fields both headers share, from "version needed" to "extra
+    /// field length" (APPNOTE 4.3.7 / 4.3.12).
+    fn entry_fields(&mut self, e: &Entry, extra_len: u16) -> io::Result<()> {
         let z = self.zip64;
-        self.u32(LOCAL)?;
         self.u16(version(z))?;
         self.u16(Self::flags(&e.name))?;
         self.u16(e.method)?;
@@ -97,9 +98,15 @@ impl<W: Write> Writer<W> {
         self.u32(if z { u32::MAX } else { e.compressed as u32 })?;
         self.u32(if z { u32::MAX } else { e.size as u32 })?;
         self.u16(e.name.len() as u16)?;
-        self.u16(if z { 20 } else { 0 })?;
+        self.u16(if z { extra_len } else { 0 })
+    }
+
+    fn local_header(&mut self, e: &Entry) -> io::Result<()> {
+        self.u32(LOCAL)?;
+        self.entry_fields(e, 20)?;
         self.put(e.name.as_bytes())?;
-        if z {
+        if self.zip64 {
+            // Zip64 extra: original, then compressed size.
             self.u16(0x0001)?;
             self.u16(16)?;
             self.u64(e.size)?;
@@ -112,16 +119,7 @@ impl<W: Write> Writer<W> {
         let z = self.zip64;
         self.u32(CENTRAL)?;
         self.u16((3 << 8) | version(z))?;
-        self.u16(version(z))?;
-        self.u16(Self::flags(&e.name))?;
-        self.u16(e.method)?;
-        self.u16(self.stamp.0)?;
-        self.u16(self.stamp.1)?;
-        self.u32(e.crc32)?;
-        self.u32(if z { u32::MAX } else { e.compressed as u32 })?;
-        self.u32(if z { u32::MAX } else { e.size as u32 })?;
-        self.u16(e.name.len() as u16)?;
-        self.u16(if z { 28 } else { 0 })?;
+        self.entry_fields(e, 28)?;
         self.u16(0)?; // comment
         self.u16(0)?; // disk
         self.u16(0)?; // internal attributes
@@ -129,6 +127,7 @@ impl<W: Write> Writer<W> {
         self.u32(if z { u32::MAX } else { e.offset as u32 })?;
         self.put(e.name.as_bytes())?;
         if z {
+            // Every field set to 0xFFFFFFFF above, in this order.
             self.u16(0x0001)?;
             self.u16(24)?;
             self.u64(e.size)?;
