@@ -130,10 +130,17 @@ impl Redactor {
         let (Some(&f), Some(&l)) = (b.first(), b.last()) else {
             return false;
         };
+        // The word rule ignores trailing separators (`password_`).
+        let word_l = b
+            .iter()
+            .rev()
+            .find(|c| !matches!(c, b'_' | b'-' | b'.' | b' '))
+            .copied()
+            .unwrap_or(l);
         if !self.exact_len[n.min(63)]
             && !self.first[f.to_ascii_lowercase() as usize]
             && !self.last[l.to_ascii_lowercase() as usize]
-            && !WORD_LAST[l.to_ascii_lowercase() as usize]
+            && !WORD_LAST[word_l.to_ascii_lowercase() as usize]
         {
             return false;
         }
@@ -234,11 +241,19 @@ impl Rewrite<'_, '_> {
             _ => value_end(b, i)?,
         };
         let is_null = &b[i..end] == b"null";
+        // A value is stored as sent, escapes included (`\u0042earer …`):
+        // one with a backslash is decoded before it is judged.
         let credential = b[i] == b'"'
-            && self
-                .text
-                .get(i + 1..end - 1)
-                .is_some_and(Redactor::is_credential);
+            && self.text.get(i + 1..end - 1).is_some_and(|raw| {
+                if raw.contains('\\') {
+                    self.text
+                        .get(i..end)
+                        .and_then(|quoted| serde_json::from_str::<String>(quoted).ok())
+                        .is_some_and(|v| Redactor::is_credential(&v))
+                } else {
+                    Redactor::is_credential(raw)
+                }
+            });
         if (key == Some(true) && !is_null) || credential {
             self.replace(i, end);
         }
@@ -345,6 +360,11 @@ mod tests {
             r#"{"h":"[REDACTED]","b":["[REDACTED]","Bearerish"],"s":"the Bearer x"}"#
         );
         assert_eq!(r(r#""Bearer top""#), r#""[REDACTED]""#);
+        // Escaped as sent: judged decoded.
+        assert_eq!(
+            r(r#"{"a":"\tBearer x","b":"\u0042earer y","c":"tab\there"}"#),
+            r#"{"a":"[REDACTED]","b":"[REDACTED]","c":"tab\there"}"#
+        );
         assert_eq!(text("Basic abc"), REDACTED);
         assert_eq!(text("Basically fine"), "Basically fine");
     }

@@ -74,8 +74,9 @@ fn deflate_block(c: &mut Compress, raw: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Streams data into a deflate file: [`Deflater::write`] as the data is
-/// produced, [`Deflater::finish`] at the end. Dropping it unfinished stops
-/// its threads and leaves an incomplete file (never to be used).
+/// produced, [`Deflater::finish`] at the end. Dropping it unfinished waits
+/// for its threads; the file then holds the stream of a prefix, which
+/// nothing uses (only a finished stream gets a description beside it).
 pub struct Deflater {
     pending: Vec<u8>,
     raw_len: u64,

@@ -89,7 +89,14 @@ pub(super) fn parse_csv_record(
                 // escapes and key order exactly), like a JSON event's.
                 let raw =
                     serde_json::from_str::<&serde_json::value::RawValue>(&s).map_err(not_json)?;
-                let text = super::fast::minify(raw.get());
+                let text = match super::fast::minify(raw.get()) {
+                    Some(t) => t,
+                    // Syntax fine, content not (see `minify`): the exact
+                    // parse says why, or stores what it accepts.
+                    None => serde_json::from_str::<serde_json::Value>(&s)
+                        .map_err(not_json)?
+                        .to_string(),
+                };
                 Ok((text != "null").then_some(text))
             }
         }

@@ -89,9 +89,13 @@ fn required(t: Text<'_>) -> Option<String> {
     t.filter(|s| !s.trim().is_empty()).map(Cow::into_owned)
 }
 
-/// The stored text of a JSON column (see the module docs).
-fn column(raw: Option<&RawValue>) -> Option<String> {
-    raw.map(|r| minify(r.get()))
+/// The stored text of a JSON column (see the module docs); `None` when
+/// the exact path must decide.
+fn column(raw: Option<&RawValue>) -> Option<Option<String>> {
+    match raw {
+        None => Some(None),
+        Some(r) => minify(r.get()).map(Some),
+    }
 }
 
 /// Parses one event; `None` when the exact path must decide (see the
@@ -146,33 +150,94 @@ pub(super) fn parse_with(bytes: &[u8], default_org: Option<&str>) -> Option<NewE
         ip_address: owned(context.ip_address),
         user_agent: owned(context.user_agent),
         request_id: owned(context.request_id),
-        changed_data: column(e.changed_data),
-        details: column(e.details),
+        changed_data: column(e.changed_data)?,
+        details: column(e.details)?,
     })
 }
 
-/// `json` (valid JSON) without the white space between its tokens;
-/// everything else byte for byte.
-pub(super) fn minify(json: &str) -> String {
+/// Deeper nesting goes to the exact path (and its recursion limit).
+const MAX_DEPTH: usize = 100;
+
+/// The four hex digits at `b[i..i + 4]`.
+fn hex4(b: &[u8], i: usize) -> Option<u32> {
+    let s = std::str::from_utf8(b.get(i..i + 4)?).ok()?;
+    u32::from_str_radix(s, 16).ok()
+}
+
+/// `json` (syntactically valid JSON: a `RawValue`) without the white space
+/// between its tokens; everything else byte for byte. `None` for what the
+/// exact path refuses although the syntax is fine — nesting past
+/// [`MAX_DEPTH`], an unpaired UTF-16 surrogate escape, a number beyond
+/// f64's range — so that path decides and words it.
+pub(super) fn minify(json: &str) -> Option<String> {
     let b = json.as_bytes();
     let mut out = Vec::with_capacity(b.len());
-    let (mut in_string, mut escaped) = (false, false);
-    for &c in b {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == b'\\' {
-                escaped = true;
-            } else if c == b'"' {
-                in_string = false;
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let start = i;
+                i += 1;
+                loop {
+                    match *b.get(i)? {
+                        b'"' => break,
+                        b'\\' if b.get(i + 1) == Some(&b'u') => {
+                            let unit = hex4(b, i + 2)?;
+                            i += 6;
+                            if (0xDC00..0xE000).contains(&unit) {
+                                return None;
+                            }
+                            if (0xD800..0xDC00).contains(&unit) {
+                                let low = (b.get(i) == Some(&b'\\') && b.get(i + 1) == Some(&b'u'))
+                                    .then(|| hex4(b, i + 2))
+                                    .flatten()?;
+                                if !(0xDC00..0xE000).contains(&low) {
+                                    return None;
+                                }
+                                i += 6;
+                            }
+                        }
+                        b'\\' => i += 2,
+                        _ => i += 1,
+                    }
+                }
+                i += 1;
+                out.extend_from_slice(&b[start..i]);
             }
-        } else if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
-            in_string = c == b'"';
-            out.push(c);
+            c @ (b'{' | b'[') => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return None;
+                }
+                out.push(c);
+                i += 1;
+            }
+            c @ (b'}' | b']') => {
+                depth = depth.saturating_sub(1);
+                out.push(c);
+                i += 1;
+            }
+            b' ' | b'\n' | b'\r' | b'\t' => i += 1,
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < b.len() && matches!(b[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let num = &json[start..i];
+                let long_or_float = num.len() > 15 || num.contains(['.', 'e', 'E']);
+                if long_or_float && !num.parse::<f64>().ok()?.is_finite() {
+                    return None;
+                }
+                out.extend_from_slice(num.as_bytes());
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
         }
     }
-    String::from_utf8(out).expect("only ASCII white space was removed")
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -203,11 +268,25 @@ mod tests {
             ("\"x\"", "\"x\""),
         ];
         for (text, want) in cases {
-            assert_eq!(minify(text), want, "{text}");
+            let got = minify(text).unwrap();
+            assert_eq!(got, want, "{text}");
             // Still the same JSON.
             let v = |t: &str| serde_json::from_str::<Value>(t).unwrap();
-            assert_eq!(v(&minify(text)), v(text));
+            assert_eq!(v(&got), v(text));
         }
+        // What the exact path refuses is left to it (it words the error).
+        let deep = format!("{}{}", "[".repeat(101), "]".repeat(101));
+        for refused in [
+            r#"{"x":"\ud800"}"#,
+            r#"{"x":"\ud800\u0041"}"#,
+            r#"{"x":"\udc00"}"#,
+            r#"{"x":1e400}"#,
+            r#"{"x":-1e999}"#,
+            deep.as_str(),
+        ] {
+            assert_eq!(minify(refused), None, "{refused}");
+        }
+        assert!(minify(r#"{"x":"\ud83d\ude00","n":1e-400}"#).is_some());
     }
 
     #[test]

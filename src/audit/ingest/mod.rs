@@ -187,8 +187,6 @@ struct Step<'a> {
     skipped: u64,
     now: i64,
     done: bool,
-    /// The largest explicit id of the file (0: none), see `reserve_ids`.
-    max_explicit: i64,
 }
 
 /// Moves AUTOINCREMENT past every explicit id of the file, so that an
@@ -213,7 +211,6 @@ fn reserve_ids(tx: &Connection, up_to: i64) -> rusqlite::Result<()> {
 
 fn commit_batch(conn: &mut Connection, batch: &[NewEvent], s: &Step<'_>) -> rusqlite::Result<u64> {
     let tx = crate::db::immediate(conn)?;
-    reserve_ids(&tx, s.max_explicit)?;
     let n = insert_in(&tx, batch)?.len() as u64;
     tx.execute(
         "INSERT INTO ingest_files (sha256, name, size, last_line, inserted, unchanged, skipped, \
@@ -420,8 +417,14 @@ pub fn ingest_file(
         skipped: 0,
         now,
         done: false,
-        max_explicit: checker.max_explicit,
     };
+    // Before any insert, so that no id-less event — ours, or another
+    // writer's in the meantime — is given one of the file's explicit ids.
+    if checker.max_explicit > 0 {
+        let tx = crate::db::immediate(conn)?;
+        reserve_ids(&tx, checker.max_explicit)?;
+        tx.commit()?;
+    }
     let mut checker = Checker::default();
     let mut batch: Vec<NewEvent> = Vec::with_capacity(INSERT_BATCH);
     let (mut inserted, mut unchanged, mut skipped) = (0u64, 0u64, 0u64);

@@ -119,6 +119,8 @@ mod tests {
             "x.api.key",
             "dbPassword",
             "adminPwd",
+            "password_",
+            "accessToken ",
         ] {
             assert!(red.is_sensitive_key(key), "{key} should be redacted");
         }

@@ -29,6 +29,10 @@ use crate::jobs::{spool_dir, Compress, Job, Runner};
 use crate::storage::Deflater;
 use crate::stream::Source;
 
+/// While the compressed stream of a resumed spool is rebuilt, the lease is
+/// renewed every this many bytes (~1 s of compression on two cores).
+const PRIME_POLL_BYTES: usize = 128 << 20;
+
 /// How the step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpoolOutcome {
@@ -70,8 +74,18 @@ fn own_spool(
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p != own && p.is_file())
         .collect();
-    // Only a spool file can hold the prefix, never a compressed stream.
-    let is_spool = |p: &&PathBuf| p.extension() == own.extension();
+    // Only a spool file can hold the prefix (`part-*.<ext>`, `export.<ext>`),
+    // never a compressed stream or its description (`export.deflate.json`
+    // has the JSON format's extension).
+    let is_spool = |p: &&PathBuf| {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let ext = own.extension().and_then(|e| e.to_str()).unwrap_or("");
+        name.strip_suffix(ext)
+            .and_then(|stem| stem.strip_suffix('.'))
+            .is_some_and(|stem| {
+                stem == "export" || (stem.starts_with("part-") && !stem.contains('.'))
+            })
+    };
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -207,6 +221,14 @@ impl SpoolStep<'_> {
         if let Some(mut d) = deflater {
             d.write(&buf)?;
             let info = d.finish()?;
+            // Finishing took a while: fenced again before publishing.
+            let flags = store::poll_flags(self.conn, lease, lease_ms, runner.now_ms())?;
+            if flags.cancel {
+                return Ok(SpoolOutcome::CancelRequested);
+            }
+            if flags.restart {
+                return Ok(SpoolOutcome::RestartRequested);
+            }
             // The description first, then the stream under its final name:
             // the upload step trusts a stream only with a matching one.
             let json = serde_json::to_vec(&info).expect("plain fields serialize");
@@ -241,7 +263,25 @@ impl SpoolStep<'_> {
         }
         let out = File::create(dir.join(format!("part-{}.deflate", lease.token)))?;
         let mut d = Deflater::new(out, self.runner.threads);
-        d.write_from(File::open(own)?.take(prefix))?;
+        // A long prefix takes a while to compress again: the lease is
+        // renewed on the way (fenced), or a rescue would take the job over
+        // and start this all over.
+        let mut input = File::open(own)?.take(prefix);
+        let mut chunk = vec![0u8; 1 << 20];
+        let mut since_poll = 0usize;
+        loop {
+            let n = input.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            d.write(&chunk[..n])?;
+            since_poll += n;
+            if since_poll >= PRIME_POLL_BYTES {
+                since_poll = 0;
+                let r = self.runner;
+                store::poll_flags(self.conn, lease, r.lease_ms(), r.now_ms())?;
+            }
+        }
         Ok(Some(d))
     }
 

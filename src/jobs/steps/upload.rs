@@ -119,7 +119,26 @@ fn compressed_stream(spool: &Path, bytes: u64, threads: usize) -> std::io::Resul
         }
     }
     let _ = std::fs::remove_file(deflate_info(spool));
-    crate::storage::deflate_file(spool, bytes, &stream, threads)
+    // Made under a name of its own, then moved into place with its
+    // description: an upload of a worker that lost its lease may still be
+    // running, and two writers must never share a file.
+    let work = unique(&stream);
+    let info = crate::storage::deflate_file(spool, bytes, &work, threads)?;
+    std::fs::rename(&work, &stream)?;
+    let json = serde_json::to_vec(&info).expect("plain fields serialize");
+    std::fs::write(deflate_info(spool), json)?;
+    Ok(info)
+}
+
+/// `path` with a random suffix: a work file no other task writes.
+fn unique(path: &Path) -> std::path::PathBuf {
+    let mut r = [0u8; 6];
+    crate::util::random_bytes(&mut r);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{name}.{}.tmp", crate::util::hex(&r)))
 }
 
 /// Runs the step and returns what was stored.
@@ -145,7 +164,8 @@ pub async fn run(job: &Job, runner: &Arc<Runner>) -> Result<Uploaded, StepError>
         .on_db(move |c| Ok(crate::manifest::store::latest(c, &org)?))
         .await?;
     let (put, manifest) = if compressed {
-        let zipped = spool.with_file_name(&name);
+        // A work file of this task's own (see `unique`), removed once stored.
+        let zipped = unique(&spool.with_file_name(&name));
         let entry = file_name(job, false)?;
         let (src, dst, mtime, threads) = (
             spool.clone(),
@@ -176,7 +196,9 @@ pub async fn run(job: &Job, runner: &Arc<Runner>) -> Result<Uploaded, StepError>
         })
         .await
         .map_err(|e| StepError::retryable("zip_failed", e))??;
-        (storage.put_file(&key, &zipped, u64::MAX).await?, signed)
+        let put = storage.put_file(&key, &zipped, u64::MAX).await;
+        let _ = tokio::fs::remove_file(&zipped).await;
+        (put?, signed)
     } else {
         let put = storage.put_file(&key, &spool, bytes).await?;
         let file = FileRef {
