@@ -64,7 +64,9 @@ pub struct RedactionConfig {
 /// Decides which keys and values are sensitive.
 #[derive(Debug, Clone)]
 pub struct Redactor {
-    exact: Vec<String>,
+    /// Exact keys by length (index 63: 63 bytes and longer), so a key is
+    /// only compared with those of its own length.
+    exact: Vec<Vec<String>>,
     prefixes: Vec<String>,
     suffixes: Vec<String>,
     /// Quick rejections, since nearly every key is not sensitive: the
@@ -85,7 +87,7 @@ impl Redactor {
     /// The built-in keys plus `extra`.
     pub fn new(extra: &[String]) -> Redactor {
         let mut r = Redactor {
-            exact: Vec::new(),
+            exact: vec![Vec::new(); 64],
             prefixes: Vec::new(),
             suffixes: Vec::new(),
             exact_len: [false; 64],
@@ -107,12 +109,11 @@ impl Redactor {
                     r.prefixes.push(p.to_string());
                 }
             } else if !k.is_empty() {
-                r.exact.push(k);
+                r.exact[k.len().min(63)].push(k);
             }
         }
-        for e in &r.exact {
-            // A longer exact key is checked the slow way (index 63).
-            r.exact_len[e.len().min(63)] = true;
+        for (len, keys) in r.exact.iter().enumerate() {
+            r.exact_len[len] = !keys.is_empty();
         }
         for p in &r.prefixes {
             r.first[p.as_bytes()[0] as usize] = true;
@@ -137,25 +138,28 @@ impl Redactor {
             .find(|c| !matches!(c, b'_' | b'-' | b'.' | b' '))
             .copied()
             .unwrap_or(l);
-        if !self.exact_len[n.min(63)]
-            && !self.first[f.to_ascii_lowercase() as usize]
-            && !self.last[l.to_ascii_lowercase() as usize]
-            && !WORD_LAST[word_l.to_ascii_lowercase() as usize]
-        {
-            return false;
+        if WORD_LAST[word_l.to_ascii_lowercase() as usize] && sensitive_words(key) {
+            return true;
         }
-        sensitive_words(key)
-            || self.exact.iter().any(|e| e.eq_ignore_ascii_case(key))
-            || self.suffixes.iter().any(|s| {
-                n > s.len()
-                    && key.is_char_boundary(n - s.len())
-                    && key[n - s.len()..].eq_ignore_ascii_case(s)
-            })
-            || self.prefixes.iter().any(|p| {
-                n > p.len()
-                    && key.is_char_boundary(p.len())
-                    && key[..p.len()].eq_ignore_ascii_case(p)
-            })
+        // Each list is only walked when the key could be in it: this runs
+        // for every key of every exported row.
+        let (f, l) = (f.to_ascii_lowercase(), l.to_ascii_lowercase());
+        (self.exact_len[n.min(63)]
+            && self.exact[n.min(63)]
+                .iter()
+                .any(|e| e.eq_ignore_ascii_case(key)))
+            || (self.last[l as usize]
+                && self.suffixes.iter().any(|s| {
+                    n > s.len()
+                        && key.is_char_boundary(n - s.len())
+                        && key[n - s.len()..].eq_ignore_ascii_case(s)
+                }))
+            || (self.first[f as usize]
+                && self.prefixes.iter().any(|p| {
+                    n > p.len()
+                        && key.is_char_boundary(p.len())
+                        && key[..p.len()].eq_ignore_ascii_case(p)
+                }))
     }
 
     /// Whether a string is itself a credential (`Bearer …`, `Basic …`).
