@@ -44,4 +44,6 @@ export PATH="$HOME/.local/bin:$PATH"
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
+# Public items are documented and every doc link resolves (issue 15).
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 cargo test --all-targets

@@ -106,7 +106,7 @@ mod tests {
     }
 }
 
-/// A name that is not one of an enum's (see [`text_enum!`]).
+/// A name that is not one of an enum's (see `text_enum!`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} {got:?}: expected {}", expected_list(.expected))]
 pub struct UnknownName {

@@ -158,7 +158,7 @@ pub struct Cli {
     /// Config file (default: ./audit-export.toml when present).
     #[arg(long, global = true, env = "AUDIT_EXPORT_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Folder of scheduled exports (default: [schedules] dir, else
+    /// Folder of scheduled exports (default: `[schedules] dir`, else
     /// ./workflows).
     #[arg(
         long,

@@ -12,7 +12,7 @@
 //! - [`csv`]: the raw profile (the 17 stored columns, or `--fields`) and
 //!   the cell rules (RFC 4180 quoting, formula guard).
 //! - [`readable`]: the readable profile.
-//! - [`json`]: the event JSON shape.
+//! - `json`: the event JSON shape.
 //! - [`redact`]: sensitive keys and credentials, applied before any
 //!   formatting.
 //! - [`scan`]: reading stored JSON text without building trees.
