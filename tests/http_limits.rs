@@ -244,3 +244,29 @@ fn over_long_request_lines_and_headers_get_414_and_431_as_json() {
     // The server is fine afterwards.
     assert_eq!(req(&srv.addr, "GET", "/healthz", None, None).status, 200);
 }
+
+/// HEAD of a console page (link checkers, uptime probes): the GET's status
+/// and headers, no body; an API route still refuses HEAD with 405.
+#[test]
+fn head_of_a_console_page_answers_without_a_body() {
+    let env = Env::new();
+    let srv = env.serve(&[]);
+    let mut s = connect(&srv.addr);
+    s.write_all(b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let answer = read_all(&mut s);
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a complete head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/html"),
+        "{head}"
+    );
+    assert!(head.contains("Content-Security-Policy"), "{head}");
+    assert!(body.is_empty(), "HEAD sent a body: {body:?}");
+    let mut s = connect(&srv.addr);
+    s.write_all(b"HEAD /api/v1/exports HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let answer = read_all(&mut s);
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+}

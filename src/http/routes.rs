@@ -232,7 +232,9 @@ pub fn handle(state: &AppState, conn: &mut Connection, req: tiny_http::Request) 
         }
     }
     let parsed_query = super::util::parse_query(query);
-    let console = (method == "GET" && route.is_none())
+    // HEAD of a console page (what link checkers and uptime probes send):
+    // the same answer without its body, which tiny_http leaves out.
+    let console = ((method == "GET" || method == "HEAD") && route.is_none())
         .then(|| super::console::asset(&path))
         .flatten();
     let (mut reply, req) = match (route, parsed_query) {
