@@ -46,4 +46,4 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 # Public items are documented and every doc link resolves (issue 15).
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
-cargo test --all-targets
+cargo test --all-targets --no-fail-fast

@@ -137,6 +137,10 @@ pub struct JobsConfig {
     pub checkpoint_bytes: u64,
     /// ... or after this many milliseconds, whichever comes first.
     pub checkpoint_interval_ms: u64,
+    /// Rows one background export writes per second at most (0: as fast
+    /// as it can): on a busy appliance, long exports yield the disk and
+    /// the cores to ingest and to the console.
+    pub rows_per_second: u64,
     /// `auto` (compress above `compress_threshold_bytes`), `always`, `never`.
     pub compress: Compress,
     pub compress_threshold_bytes: u64,
@@ -176,6 +180,7 @@ impl Default for JobsConfig {
             retention_secs: 7 * 24 * 3600,
             checkpoint_bytes: 16 << 20,
             checkpoint_interval_ms: 1_000,
+            rows_per_second: 0,
             compress: Compress::Auto,
             compress_threshold_bytes: 10 << 20,
             cleanup_schedule: "0 * * * *".into(),

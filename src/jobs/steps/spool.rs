@@ -33,6 +33,39 @@ use crate::stream::Source;
 /// renewed every this many bytes (~1 s of compression on two cores).
 const PRIME_POLL_BYTES: usize = 128 << 20;
 
+/// `[jobs] rows_per_second`: after each page, sleeps until the rows this
+/// run wrote are within the rate (a page may overshoot it; the next waits
+/// longer). Sleeps in short steps so shutdown is never held up.
+struct Pace {
+    rate: u64,
+    start: Instant,
+    from: u64,
+}
+
+impl Pace {
+    fn new(rate: u64, from: u64) -> Self {
+        Pace {
+            rate,
+            start: Instant::now(),
+            from,
+        }
+    }
+
+    fn wait(&self, records: u64, shutdown: &CancellationToken) {
+        if self.rate == 0 {
+            return;
+        }
+        let due =
+            Duration::from_secs_f64(records.saturating_sub(self.from) as f64 / self.rate as f64);
+        while !shutdown.is_cancelled() {
+            let Some(left) = due.checked_sub(self.start.elapsed()) else {
+                return;
+            };
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+}
+
 /// How the step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpoolOutcome {
@@ -166,6 +199,7 @@ impl SpoolStep<'_> {
         let interval = Duration::from_millis(cfg.checkpoint_interval_ms);
         let mut last_cp = Instant::now();
         let mut durable_len = len;
+        let pace = Pace::new(cfg.rows_per_second, done);
         loop {
             // A page is written whole, after the fenced check below.
             let n = pages.next_into(self.conn, &mut buf, usize::MAX, |_| Ok::<_, StepError>(()))?;
@@ -191,6 +225,7 @@ impl SpoolStep<'_> {
                 durable_len = len;
                 last_cp = Instant::now();
             }
+            pace.wait(pages.records(), self.shutdown);
             if self.shutdown.is_cancelled() {
                 if durable_len < len {
                     self.sync_and_checkpoint(&file, lease, &pages, earlier_first, len)?;
@@ -303,5 +338,29 @@ impl SpoolStep<'_> {
         let r = self.runner;
         store::checkpoint(self.conn, lease, &cp, r.lease_ms(), r.now_ms())?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pace_holds_a_run_to_its_rate_and_yields_to_shutdown() {
+        let token = CancellationToken::new();
+        // No limit: no wait whatever the count.
+        let t = Instant::now();
+        Pace::new(0, 0).wait(u64::MAX, &token);
+        assert!(t.elapsed() < Duration::from_millis(50));
+        // 300 rows of this run at 1,000/s: 0.3 s after the run began; the
+        // 1,000 rows written by an earlier lease do not count.
+        let pace = Pace::new(1_000, 1_000);
+        pace.wait(1_300, &token);
+        assert!(pace.start.elapsed() >= Duration::from_millis(300));
+        // Shutdown ends a long wait at once.
+        token.cancel();
+        let t = Instant::now();
+        Pace::new(1, 0).wait(3_600, &token);
+        assert!(t.elapsed() < Duration::from_millis(100));
     }
 }
