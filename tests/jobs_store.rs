@@ -87,15 +87,21 @@ fn new_job(requester: &str, f: Filters) -> NewJob {
     }
 }
 
-/// The default settings: the test clock makes their waits free.
+/// The default settings (the test clock makes their waits free), with an
+/// hour's lease: at the clock's pace that is 18 s of real time, so a
+/// stalled thread on a loaded machine never lets a job be taken over
+/// mid-test (which would add to the histories the tests compare).
 fn cfg() -> JobsConfig {
-    JobsConfig::default()
+    JobsConfig {
+        lease_secs: 3600,
+        ..JobsConfig::default()
+    }
 }
 
 /// Runs the scheduler until `done` holds for the database, or panics. The
 /// test clock moves one second every 5 ms of real time, so retries after
 /// their backoff (5 s, then 10 s) come within a fraction of a second,
-/// while a running job's 60 s lease never lapses between its renewals.
+/// while a running job's lease never lapses between its renewals.
 async fn run_until(
     runner: Arc<Runner>,
     data: std::path::PathBuf,

@@ -123,7 +123,7 @@ fn sigkill_at_random_moments_still_yields_the_same_bytes() {
     let (mut in_export, mut in_upload) = (0, 0);
     let mut progress_seen = Vec::new();
     let spool_dir = env.data_dir().join("spool").join(&id);
-    for round in 0..100 {
+    for _ in 0..100 {
         if in_upload >= 8 && in_export + in_upload >= 22 {
             break;
         }
@@ -131,12 +131,13 @@ fn sigkill_at_random_moments_still_yields_the_same_bytes() {
         if state == "completed" {
             break;
         }
-        // The upload only wraps the stream compressed while exporting, so
-        // it is short; every other time its stream is removed, which makes
-        // the upload compress the spool again (its longest form, and a
+        // The first upload, killed the moment it starts (below), only wraps
+        // the stream compressed while exporting: it is short. Every later
+        // one finds the stream removed and compresses the spool again (its
+        // longest form, so a kill lands inside it on any machine, and a
         // check that the stream made again is the one made while
         // exporting).
-        if state == "uploading" && round % 2 == 0 {
+        if state == "uploading" {
             for f in ["export.deflate", "export.deflate.json"] {
                 let _ = std::fs::remove_file(spool_dir.join(f));
             }
@@ -150,21 +151,25 @@ fn sigkill_at_random_moments_still_yields_the_same_bytes() {
         if state == "exporting" && in_export >= 14 {
             // Enough kills while exporting: ride to the upload and kill
             // the moment it starts.
+            // One connection, no sleep: the wrap-only upload is short.
+            let db = env.db();
             let t = std::time::Instant::now();
-            while job_row(&env, &id).0 == "exporting" && t.elapsed() < Duration::from_secs(120) {
-                std::thread::sleep(Duration::from_millis(1));
+            while t.elapsed() < Duration::from_secs(120) {
+                let state: String = db
+                    .query_row("SELECT state FROM export_jobs WHERE id = ?", [&id], |r| {
+                        r.get(0)
+                    })
+                    .unwrap();
+                if state != "exporting" {
+                    break;
+                }
             }
         } else {
             // Exporting: long enough for a checkpoint (every 100 ms) now
             // and then, so the job advances; uploading: within its length
             // (it restarts from the spool each time).
-            // A wrap-only upload is as long as the reference's, and the
-            // claim is seen a few ms late: kill early in it, so the job
-            // cannot complete first on a fast machine.
-            let delay = if state == "uploading" && round % 2 == 0 {
+            let delay = if state == "uploading" {
                 rng.below(upload_ms * 7 / 10 + 1)
-            } else if state == "uploading" {
-                rng.below(upload_ms * 3 / 10 + 1)
             } else {
                 60 + rng.below(export_ms / 6 + 1)
             };
@@ -334,6 +339,8 @@ fn sigterm_releases_the_lease_and_another_worker_resumes() {
         ("AUDIT_EXPORT_EXPORT_BATCH_SIZE", "300"),
         ("AUDIT_EXPORT_JOBS_CHECKPOINT_INTERVAL_MS", "50"),
         ("AUDIT_EXPORT_JOBS_LEASE_SECS", "600"),
+        // At least 3 s of exporting on any machine: the SIGTERM lands in it.
+        ("AUDIT_EXPORT_JOBS_ROWS_PER_SECOND", "50000"),
     ];
     let id = env.enqueue(
         &[
@@ -350,7 +357,12 @@ fn sigterm_releases_the_lease_and_another_worker_resumes() {
     );
     let mut w = env.spawn_worker(job_env, "w1.log");
     assert!(wait_claimed(&env, &id, w.id(), 30));
-    std::thread::sleep(Duration::from_millis(300));
+    // Once a checkpoint is recorded, so there is progress to keep.
+    let t = Instant::now();
+    while job_row(&env, &id).3 == 0 {
+        assert!(t.elapsed() < Duration::from_secs(60), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(
         terminate(&mut w).success(),
         "worker exits cleanly on SIGTERM"

@@ -471,7 +471,7 @@ async fn a_shipped_example_fires_mails_its_link_and_keeps_an_archive() {
     // on September 1st (11:00 UTC).
     let db = env.db();
     let seen = || count(&db, "SELECT count(*) FROM schedule_state");
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if seen() == 2 {
             break;
         }
@@ -488,7 +488,7 @@ async fn a_shipped_example_fires_mails_its_link_and_keeps_an_archive() {
         .ok()
     };
     let mut id = None;
-    for _ in 0..500 {
+    for _ in 0..1000 {
         id = job_of("monthly-compliance");
         if id.is_some() {
             break;

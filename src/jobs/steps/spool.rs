@@ -33,9 +33,9 @@ use crate::stream::Source;
 /// renewed every this many bytes (~1 s of compression on two cores).
 const PRIME_POLL_BYTES: usize = 128 << 20;
 
-/// `[jobs] rows_per_second`: after each page, sleeps until the rows this
-/// run wrote are within the rate (a page may overshoot it; the next waits
-/// longer). Sleeps in short steps so shutdown is never held up.
+/// `[jobs] rows_per_second`: after each page the run waits until the rows
+/// it wrote are within the rate (a page may overshoot it; the next wait is
+/// longer).
 struct Pace {
     rate: u64,
     start: Instant,
@@ -51,18 +51,14 @@ impl Pace {
         }
     }
 
-    fn wait(&self, records: u64, shutdown: &CancellationToken) {
+    /// How long the run must still wait with `records` written (counting
+    /// those of earlier leases, which this run's rate leaves out).
+    fn left(&self, records: u64) -> Option<Duration> {
         if self.rate == 0 {
-            return;
+            return None;
         }
-        let due =
-            Duration::from_secs_f64(records.saturating_sub(self.from) as f64 / self.rate as f64);
-        while !shutdown.is_cancelled() {
-            let Some(left) = due.checked_sub(self.start.elapsed()) else {
-                return;
-            };
-            std::thread::sleep(left.min(Duration::from_millis(50)));
-        }
+        let due = records.saturating_sub(self.from) as f64 / self.rate as f64;
+        Duration::from_secs_f64(due).checked_sub(self.start.elapsed())
     }
 }
 
@@ -225,7 +221,25 @@ impl SpoolStep<'_> {
                 durable_len = len;
                 last_cp = Instant::now();
             }
-            pace.wait(pages.records(), self.shutdown);
+            // Held to the rate in short sleeps: shutdown is never held up,
+            // and a long wait renews the lease and sees a cancel.
+            let mut polled = Instant::now();
+            while let Some(left) = pace.left(pages.records()) {
+                if self.shutdown.is_cancelled() {
+                    break;
+                }
+                std::thread::sleep(left.min(Duration::from_millis(50)));
+                if polled.elapsed().as_millis() as i64 >= lease_ms / 4 {
+                    let flags = store::poll_flags(self.conn, lease, lease_ms, runner.now_ms())?;
+                    if flags.cancel {
+                        return Ok(SpoolOutcome::CancelRequested);
+                    }
+                    if flags.restart {
+                        return Ok(SpoolOutcome::RestartRequested);
+                    }
+                    polled = Instant::now();
+                }
+            }
             if self.shutdown.is_cancelled() {
                 if durable_len < len {
                     self.sync_and_checkpoint(&file, lease, &pages, earlier_first, len)?;
@@ -346,21 +360,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pace_holds_a_run_to_its_rate_and_yields_to_shutdown() {
-        let token = CancellationToken::new();
-        // No limit: no wait whatever the count.
-        let t = Instant::now();
-        Pace::new(0, 0).wait(u64::MAX, &token);
-        assert!(t.elapsed() < Duration::from_millis(50));
-        // 300 rows of this run at 1,000/s: 0.3 s after the run began; the
-        // 1,000 rows written by an earlier lease do not count.
+    fn pace_says_how_long_a_run_is_ahead_of_its_rate() {
+        // No limit: never a wait.
+        assert_eq!(Pace::new(0, 0).left(u64::MAX), None);
+        // 300 rows of this run at 1,000/s are due 0.3 s after it began;
+        // the 1,000 rows written by an earlier lease do not count.
         let pace = Pace::new(1_000, 1_000);
-        pace.wait(1_300, &token);
-        assert!(pace.start.elapsed() >= Duration::from_millis(300));
-        // Shutdown ends a long wait at once.
-        token.cancel();
-        let t = Instant::now();
-        Pace::new(1, 0).wait(3_600, &token);
-        assert!(t.elapsed() < Duration::from_millis(100));
+        let left = pace.left(1_300).expect("ahead of the rate");
+        assert!(left > Duration::from_millis(200) && left <= Duration::from_millis(300));
+        assert_eq!(pace.left(1_000), None);
+        std::thread::sleep(left);
+        assert_eq!(pace.left(1_300), None, "due once the time has passed");
     }
 }
