@@ -177,7 +177,12 @@ impl SpoolStep<'_> {
         };
         file.set_len(len)?;
         file.seek(SeekFrom::Start(len))?;
-        let mut deflater = self.deflater(job, &dir, &own, lease, len)?;
+        // Compressed as it is written once the spool is sure to be stored
+        // compressed: `auto` below its threshold pays nothing.
+        let mut deflater = match self.deflates(job, len) {
+            true => self.deflater(job, &dir, &own, lease, len)?,
+            false => None,
+        };
         let mut pages = Source::new(
             self.conn,
             &filters,
@@ -209,6 +214,9 @@ impl SpoolStep<'_> {
             }
             if flags.restart {
                 return Ok(SpoolOutcome::RestartRequested);
+            }
+            if deflater.is_none() && self.deflates(job, len + buf.len() as u64) {
+                deflater = self.deflater(job, &dir, &own, lease, len)?;
             }
             file.write_all(&buf)?;
             if let Some(d) = deflater.as_mut() {
@@ -262,6 +270,9 @@ impl SpoolStep<'_> {
             return Ok(SpoolOutcome::NoRecords);
         }
         pages.encoder().footer(&mut buf, records);
+        if deflater.is_none() && self.deflates(job, len + buf.len() as u64) {
+            deflater = self.deflater(job, &dir, &own, lease, len)?;
+        }
         file.write_all(&buf)?;
         len += buf.len() as u64;
         file.sync_data()?;
@@ -296,8 +307,15 @@ impl SpoolStep<'_> {
         })
     }
 
+    /// Whether a spool of `bytes` will be stored compressed.
+    fn deflates(&self, job: &Job, bytes: u64) -> bool {
+        let threshold = self.runner.cfg.compress_threshold_bytes;
+        super::upload::should_compress(job.compress, bytes, threshold)
+    }
+
     /// The compressor fed as the spool is written (unless the job never
-    /// compresses), primed with the spool's resumed prefix: the stream
+    /// compresses), primed with the spool's prefix (resumed, or written
+    /// before `auto` passed its threshold): the stream
     /// depends only on the data, so it comes out as an uninterrupted run's.
     fn deflater(
         &self,
