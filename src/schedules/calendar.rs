@@ -166,11 +166,23 @@ impl RelativeRange {
             PreviousHour => {
                 // The local hour in progress, with the fire's own offset
                 // (offsets change on hour boundaries, so it is constant
-                // within the hour), then the hour before it.
+                // within the hour), then the hour before it...
                 let offset = fire.offset().fix().local_minus_utc() as i64 * 1000;
                 let local_ms = fire_ms + offset;
-                let start = local_ms - local_ms.rem_euclid(3_600_000) - offset;
-                (start - 3_600_000, start)
+                let end = local_ms - local_ms.rem_euclid(3_600_000) - offset;
+                // ...from its first pass when clocks fell back: an hourly
+                // line fires once per wall time, so the repeated hour's
+                // second pass has no fire of its own and the next one
+                // covers both (as a 25-hour day is one previous_day).
+                let before = end - 3_600_000;
+                let wall =
+                    tz.timestamp_millis_opt(end).single()?.naive_local() - Duration::hours(1);
+                let second_pass = tz.timestamp_millis_opt(before).single()?.naive_local() == wall;
+                let start = match tz.from_local_datetime(&wall).earliest() {
+                    Some(first) if second_pass => first.timestamp_millis().min(before),
+                    _ => before,
+                };
+                (start, end)
             }
             PreviousDay => (midnight(today.pred_opt()?)?, midnight(today)?),
             PreviousWeek => {

@@ -229,14 +229,51 @@ fn previous_month_handles_leap_february_and_the_year_end() {
 
 #[test]
 fn hours_and_rolling_ranges() {
-    // The repeated hour in New York: the previous hour is the first pass.
+    // The repeated hour in New York (01:00-02:00 twice): the fire at 02:00
+    // EST covers both passes, the one at 01:00 EDT the hour before.
     assert_eq!(
         period("previous_hour", new_york(), "2026-11-01T07:00:00Z"),
         (
-            "2026-11-01T01:00:00-05:00".into(),
+            "2026-11-01T01:00:00-04:00".into(),
             "2026-11-01T02:00:00-05:00".into()
         )
     );
+    assert_eq!(
+        period("previous_hour", new_york(), "2026-11-01T05:00:00Z"),
+        (
+            "2026-11-01T00:00:00-04:00".into(),
+            "2026-11-01T01:00:00-04:00".into()
+        )
+    );
+    // A run at 01:30 EST (the second pass): the hour before is the first.
+    assert_eq!(
+        period("previous_hour", new_york(), "2026-11-01T06:30:00Z"),
+        (
+            "2026-11-01T01:00:00-04:00".into(),
+            "2026-11-01T01:00:00-05:00".into()
+        )
+    );
+    // An hourly line's periods tile time with no gap and no overlap, across
+    // fall-back and spring-forward.
+    let hourly = CronLine::parse("0 * * * *").unwrap();
+    for (from, to) in [
+        ("2026-10-31T12:00:00Z", "2026-11-02T12:00:00Z"),
+        ("2026-03-07T12:00:00Z", "2026-03-09T12:00:00Z"),
+    ] {
+        let fires = hourly.fires_between(new_york(), at(from), at(to), 1000);
+        assert!(fires.len() >= 46, "{}", fires.len());
+        let periods: Vec<(i64, i64)> = fires
+            .iter()
+            .map(|&f| RelativeRange::PreviousHour.period(new_york(), f).unwrap())
+            .collect();
+        for (k, w) in periods.windows(2).enumerate() {
+            assert_eq!(
+                w[0].1, w[1].0,
+                "gap or overlap before fire {k} after {from}"
+            );
+            assert_eq!(w[1].1, fires[k + 1], "a period ends at its fire");
+        }
+    }
     // A half-hour zone: local hours, not UTC ones.
     assert_eq!(
         period(
