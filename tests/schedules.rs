@@ -538,10 +538,44 @@ async fn a_shipped_example_fires_mails_its_link_and_keeps_an_archive() {
         .unwrap();
     assert!(!want.is_empty());
     assert_eq!(got, want, "the link gives exactly the period's events");
+    // Its manifest names the schedule as requester, the period and the rows.
+    let mut text = String::new();
+    zip.by_name("manifest.json")
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    let manifest: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(manifest["requester"], "schedule:monthly-compliance");
+    assert_eq!(manifest["job_id"], id.as_str());
+    assert_eq!(manifest["record_count"], want.len());
+    assert_eq!(manifest["first"]["id"], want[0]);
+    assert_eq!(manifest["last"]["id"], *want.last().unwrap());
+    assert_eq!(manifest["filters"]["from"], "2025-08-01T04:00:00.000Z");
+    assert_eq!(
+        manifest["filters"]["to_exclusive"],
+        "2025-09-01T04:00:00.000Z"
+    );
+    assert_eq!(manifest["options"]["timezone"], "America/New_York");
 
     // The archive copy: the stored zip under the template's key.
     let archive = data.join("exports/archive/acme/monthly-compliance/2025-08.jsonl.zip");
     assert_eq!(std::fs::read(&archive).unwrap(), dl.body);
+    // The archive copy verifies against its manifest and the engine's key.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_audit-export"))
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("verify")
+        .arg(&archive)
+        .env_remove("AUDIT_EXPORT_DATA_DIR")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && said.starts_with("VALID"), "{said}");
+    // Copied beside the unfinished files, then renamed: none is left.
+    let partial = std::fs::read_dir(data.join("exports/.partial"))
+        .unwrap()
+        .count();
+    assert_eq!(partial, 0, "a work file of the archive copy was left");
     // A day later the clean-up removes the job and its file, not the archive.
     let stored = e.local_path(&job).unwrap();
     let counts =

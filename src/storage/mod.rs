@@ -320,6 +320,35 @@ impl Storage {
         if let Some(msg) = self.fault.as_ref().and_then(|f| f(to)) {
             return Err(StorageError::Injected(msg));
         }
+        if let Some(root) = &self.local_root {
+            // On local disk a plain copy writes the target in place, and a
+            // crash would leave a partial archive under its final name for
+            // whoever collects the archive folder: copied beside the other
+            // unfinished files, then renamed into place.
+            let (src, dst) = (root.join(from), root.join(to));
+            let mut tag = [0u8; 8];
+            crate::util::random_bytes(&mut tag);
+            let tmp = root
+                .join(PARTIAL_DIR)
+                .join(format!("copy-{}", crate::util::hex(&tag)));
+            let done = tokio::task::spawn_blocking(move || {
+                let copied = (|| {
+                    std::fs::copy(&src, &tmp)?;
+                    std::fs::File::open(&tmp)?.sync_all()?;
+                    if let Some(dir) = dst.parent() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    std::fs::rename(&tmp, &dst)
+                })();
+                if copied.is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                copied
+            })
+            .await
+            .map_err(|e| StorageError::Io(std::io::Error::other(e)))?;
+            return Ok(done?);
+        }
         self.op
             .copy(from, to)
             .await
