@@ -959,4 +959,61 @@ fn a_direct_export_without_redaction_is_recorded() {
     assert_eq!(d["format"], "csv");
     assert_eq!(d["destination"], "stdout");
     assert!(d["record_count"].as_u64().unwrap() > 0);
+
+    // A user named by --requester exports under the API's rules: a viewer
+    // may not export, a compliance officer may not turn redaction off, an
+    // admin may, and is the recorded actor.
+    for (email, role) in [
+        ("vi@acme.example", "viewer"),
+        ("cy@acme.example", "compliance"),
+        ("ada@acme.example", "admin"),
+    ] {
+        let out = env.run(&[
+            "users", "add", "--org", "acme", "--email", email, "--name", email, "--role", role,
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let direct = |requester: &str, extra: &[&str]| {
+        let mut args = vec![
+            "export",
+            "--org",
+            "acme",
+            "--from",
+            "2025-01-01",
+            "--to",
+            "2025-12-31",
+            "--format",
+            "jsonl",
+            "--output",
+            "-",
+            "--requester",
+            requester,
+        ];
+        args.extend_from_slice(extra);
+        env.run(&args)
+    };
+    let out = direct("vi@acme.example", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "nothing exported");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not export them"));
+    let out = direct("cy@acme.example", &["--no-redact"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "nothing exported");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only admins may turn redaction off"));
+    assert_eq!(direct("cy@acme.example", &[]).status.code(), Some(0));
+    let out = direct("ada@acme.example", &["--no-redact"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = exported(&env);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events[1].0.starts_with("user:"), "{events:?}");
 }

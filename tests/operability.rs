@@ -310,3 +310,68 @@ fn read_only_commands_on_a_data_dir_without_a_database_exit_2_and_create_nothing
         );
     }
 }
+
+/// `restore` refuses while any command uses the database, not only serve
+/// and worker: here an ingest, which spends its validation pass with no
+/// transaction open (SQLite alone would not stop a restore then).
+#[test]
+fn restore_refuses_while_a_cli_ingest_runs() {
+    let env = Env::new();
+    env.ingest_fixtures();
+    let copy = env.path("copy.db");
+    let out = env.run(&["backup", copy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let file = env.path("many.jsonl");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+    for i in 0..200_000 {
+        writeln!(
+            f,
+            r#"{{"organization_id":"acme","occurred_at":"2025-08-01T00:00:{:02}Z","stream":"audit","action":"user.login","context":{{"request_id":"r{i}"}}}}"#,
+            i % 60
+        )
+        .unwrap();
+    }
+    drop(f);
+    let mut ingest = std::process::Command::new(env!("CARGO_BIN_EXE_audit-export"))
+        .arg("--data-dir")
+        .arg(env.data_dir())
+        .arg("ingest")
+        .arg(&file)
+        .env_remove("AUDIT_EXPORT_DATA_DIR")
+        .current_dir(env.path(""))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once it has the database open (it takes the lock before), restore
+    // is refused for as long as it runs.
+    let fds = format!("/proc/{}/fd", ingest.id());
+    let has_db = || {
+        std::fs::read_dir(&fds)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| std::fs::read_link(e.path()).is_ok_and(|p| p.ends_with("audit-export.db")))
+    };
+    let t = Instant::now();
+    while !has_db() {
+        assert!(
+            ingest.try_wait().unwrap().is_none(),
+            "the ingest ended early"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the ingest never opened the database"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // (200,000 lines keep it busy for a second or more.)
+    let out = env.run(&["restore", copy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("in use"), "{}", stderr(&out));
+    assert!(ingest.wait().unwrap().success());
+    assert_eq!(count(&env.db(), "SELECT count(*) FROM audit_logs"), 202_400);
+    // Once it is done, restore runs.
+    let out = env.run(&["restore", copy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(count(&env.db(), "SELECT count(*) FROM audit_logs"), 2_400);
+}

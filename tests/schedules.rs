@@ -172,9 +172,14 @@ fn each_fire_is_enqueued_once_across_restarts_and_two_engines() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(audited.len(), 3);
-    assert!(audited
-        .iter()
-        .all(|d| d.contains("\"schedule\":") && d.contains("\"manual\":false")));
+    // ...and records how, as every export does (redaction, zone).
+    assert!(
+        audited.iter().all(|d| d.contains("\"schedule\":")
+            && d.contains("\"manual\":false")
+            && d.contains("\"redacted\":true")
+            && d.contains("\"timezone\":")),
+        "{audited:?}"
+    );
 }
 
 #[test]
@@ -255,6 +260,49 @@ fn a_broken_file_never_stops_the_valid_ones_and_a_reload_keeps_the_last_good_ver
     );
     let r = e.schedules().reload();
     assert!(r.kept.is_empty());
+    assert_eq!(
+        e.schedules().get("hourly").unwrap().cron.as_str(),
+        "30 * * * *"
+    );
+    // A new file claiming a running schedule's name is refused, even when
+    // it sorts first; the running one stays, once.
+    write(
+        &wf,
+        "a-claim.toml",
+        &HOURLY.replace("0 * * * *", "15 * * * *"),
+    );
+    let r = e.schedules().reload();
+    assert_eq!(r.loaded, ["hourly"], "{r:?}");
+    assert!(r.kept.is_empty(), "{:?}", r.kept);
+    let claim = r
+        .invalid
+        .iter()
+        .find(|i| i.path.ends_with("a-claim.toml"))
+        .expect("the claiming file is invalid");
+    assert_eq!(claim.code, "duplicate_name");
+    assert_eq!(
+        e.schedules().get("hourly").unwrap().cron.as_str(),
+        "30 * * * *"
+    );
+    // A file renamed onto another's name keeps its last good version.
+    std::fs::remove_file(wf.join("a-claim.toml")).unwrap();
+    write(
+        &wf,
+        "other.toml",
+        &HOURLY.replace("\"hourly\"", "\"other\""),
+    );
+    assert_eq!(e.schedules().reload().loaded, ["hourly", "other"]);
+    write(
+        &wf,
+        "other.toml",
+        &HOURLY.replace("0 * * * *", "45 * * * *"),
+    );
+    let r = e.schedules().reload();
+    let mut loaded = r.loaded.clone();
+    loaded.sort();
+    assert_eq!(loaded, ["hourly", "other"], "{r:?}");
+    assert_eq!(r.kept.len(), 1);
+    assert_eq!(r.kept[0].code, "duplicate_name");
     assert_eq!(
         e.schedules().get("hourly").unwrap().cron.as_str(),
         "30 * * * *"

@@ -86,7 +86,8 @@ pub struct ExportArgs {
     r#async: bool,
     /// Who asks (duplicate detection and limits are per requester): a user
     /// (`user:ID` or their e-mail) gets the job in their list and its
-    /// notifications; any other text is a label.
+    /// notifications, and their role applies (direct exports too); any
+    /// other text is a label.
     #[arg(long, env = "AUDIT_EXPORT_REQUESTER", default_value = "cli")]
     requester: String,
     /// With --async: e-mail the outcome to ADDR (a verified user of the
@@ -106,6 +107,7 @@ pub struct ExportArgs {
 fn record_unredacted(
     conn: &mut rusqlite::Connection,
     a: &ExportArgs,
+    requester: &Requester,
     filters: &crate::filters::Filters,
     options: &crate::format::ExportOptions,
     records: u64,
@@ -116,7 +118,7 @@ fn record_unredacted(
     let event = crate::audit::trail::OwnEvent {
         org: &filters.organization,
         action: "audit_log.exported",
-        actor: &crate::service::actor(&Requester::System(a.requester.clone())),
+        actor: &crate::service::actor(requester),
         target_id: &filters.hash(),
         client: &crate::audit::trail::Client::default(),
         details: &details,
@@ -165,6 +167,16 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
         check_output_path(&output)?;
     }
     let mut conn = crate::db::open_existing(&cli.data_dir)?;
+    // A user named by --requester exports under the API's rules; any other
+    // requester is a label for the operator, who holds the database.
+    let user = requesting_user(&conn, &a.requester, &filters.organization)?;
+    if let Some(u) = &user {
+        crate::service::export_allowed(u, !a.no_redact)?;
+    }
+    let requester = match user {
+        Some(u) => Requester::User(u),
+        None => Requester::System(a.requester.clone()),
+    };
     let audited_options = options.clone();
     let encoder = crate::stream::encoder(
         &conn,
@@ -229,11 +241,12 @@ pub fn run(cli: &Cli, cfg: &Config, a: &ExportArgs) -> Result<(), CliError> {
     // A direct export is the operator reading the database file (no user,
     // no role), like `sqlite3` would, so it is not itself an audit event —
     // except when it turns redaction off, which must leave a trace; the
-    // operator's label is the actor.
+    // operator's label (or the user --requester names) is the actor.
     if !audited_options.redact.0 {
         record_unredacted(
             &mut conn,
             a,
+            &requester,
             &filters,
             &audited_options,
             stats.records,

@@ -236,6 +236,20 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => return finish(verify::verify(&cli, a)),
         _ => {}
     }
+    // Every command that opens the database holds the data dir's shared
+    // lock while it runs, so `restore` (which takes it exclusively) never
+    // replaces a database under an ingest, an export or a `users add`.
+    let _in_use = match &cli.command {
+        Command::Restore(_) => None,
+        // These create the database when it is missing.
+        Command::Ingest(_) | Command::Seed(_) => std::fs::create_dir_all(&cli.data_dir)
+            .ok()
+            .and_then(|()| crate::db::backup::DataDirLock::shared(&cli.data_dir).ok()),
+        _ if crate::db::db_path(&cli.data_dir).is_file() => {
+            crate::db::backup::DataDirLock::shared(&cli.data_dir).ok()
+        }
+        _ => None,
+    };
     let result = Config::load(cli.config.as_deref())
         .map_err(CliError::from)
         .map(|mut cfg| {

@@ -189,7 +189,7 @@ impl DataDirLock {
 
 fn in_use(data_dir: &Path) -> DbError {
     DbError::Backup(format!(
-        "the database in {} is in use (a serve or worker is running); stop it first",
+        "the database in {} is in use by another audit-export process (serve, worker, ingest, export, …); stop it first",
         data_dir.display()
     ))
 }

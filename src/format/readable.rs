@@ -153,9 +153,11 @@ impl Directory {
     }
 }
 
-/// `Name <email>`, `email`, `Name`, `System` or `Unresolved user`.
-pub fn actor(r: &Record<'_>, dir: &Directory) -> String {
-    let person = |name: &str, email: &str| match (name.trim(), email.trim()) {
+/// `Name <email>`, `email`, `Name`, `System` or `Unresolved user`; `text`
+/// treats the name and e-mail as every other text field (a credential
+/// sent as an actor's name is redacted here too).
+pub fn actor(r: &Record<'_>, dir: &Directory, text: fn(&str) -> &str) -> String {
+    let person = |name: &str, email: &str| match (text(name).trim(), text(email).trim()) {
         ("", "") => String::new(),
         ("", e) => e.to_string(),
         (n, "") => n.to_string(),
@@ -219,7 +221,7 @@ pub fn record(
     let first = |keys: &[&str]| keys.iter().find_map(|k| get(k).filter(|v| !empty(v)));
 
     let event = label(r.action);
-    let actor = actor(r, dir);
+    let actor = actor(r, dir, text);
     let source = first(&["source"])
         .map(|v| text_of(Some(v)))
         .or_else(|| {

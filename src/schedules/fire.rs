@@ -6,7 +6,7 @@
 //! the job engine runs it.
 
 use rusqlite::{Connection, Transaction};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::def::{archive_key, with_period, ArchiveValues, CatchUp, ScheduleDef};
 use super::store::{self, Run, RunStatus};
@@ -191,11 +191,16 @@ pub fn enqueue_fire(
                         rusqlite::params![key, job.id],
                     )?;
                 }
-                let details = json!({
-                    "filters": job.filters_value(),
-                    "format": job.format.as_str(),
-                    "record_count": job.estimated_count,
-                    "job_id": job.id,
+                // What every export records (redaction, profile, fields,
+                // zone included), and which fire of which schedule it is.
+                let mut details = crate::service::export_details_of(
+                    job.filters_value(),
+                    job.format,
+                    &job.options,
+                    job.estimated_count,
+                    Some(&job.id),
+                );
+                let fire_details = json!({
                     "schedule": def.name,
                     "fire_time": fire.map(crate::time::format_rfc3339_ms),
                     "manual": fire.is_none(),
@@ -205,6 +210,9 @@ pub fn enqueue_fire(
                         "end": crate::time::format_rfc3339_ms(b),
                     })),
                 });
+                if let (Some(all), Value::Object(more)) = (details.as_object_mut(), fire_details) {
+                    all.extend(more);
+                }
                 crate::audit::trail::record_in(
                     tx,
                     &OwnEvent {

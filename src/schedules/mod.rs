@@ -113,20 +113,33 @@ impl Schedules {
         }
         let mut reg = self.registry.write().expect("schedules lock");
         // A name belongs first to a broken file's last good version (it
-        // stays in effect), then to the first file that claims it.
+        // stays in effect), then to the file that holds it now (a new file
+        // never takes a name from a running schedule, whatever their
+        // order), then to the first file that claims it.
         let mut names: BTreeMap<String, PathBuf> = BTreeMap::new();
         for (path, r) in &parsed {
             if let (Err(_), Some(old)) = (r, reg.by_path.get(path)) {
                 names.insert(old.name.clone(), path.clone());
             }
         }
+        for (path, r) in &parsed {
+            if let (Ok(d), Some(old)) = (r, reg.by_path.get(path)) {
+                if old.name == d.name {
+                    names.entry(d.name.clone()).or_insert_with(|| path.clone());
+                }
+            }
+        }
         for (path, r) in &mut parsed {
             if let Ok(d) = r {
-                if let Some(first) = names.get(&d.name) {
-                    let reason = format!("the name is already used by {}", first.display());
-                    *r = Err(invalid_of(d, "name", "duplicate_name", reason));
-                } else {
-                    names.insert(d.name.clone(), path.clone());
+                match names.get(&d.name) {
+                    Some(owner) if owner != path => {
+                        let reason = format!("the name is already used by {}", owner.display());
+                        *r = Err(invalid_of(d, "name", "duplicate_name", reason));
+                    }
+                    Some(_) => {}
+                    None => {
+                        names.insert(d.name.clone(), path.clone());
+                    }
                 }
             }
         }
@@ -137,12 +150,15 @@ impl Schedules {
                     next.by_path.insert(path, d);
                 }
                 Err(inv) => match reg.by_path.remove(&path) {
-                    Some(old) => {
+                    // The last good version stays, unless its name is now
+                    // another file's: two schedules never share a name.
+                    Some(old) if names.get(&old.name).is_none_or(|p| *p == path) => {
                         tracing::warn!(file = %path.display(), problem = %inv, schedule = %old.name, "schedule file broken; its last good version stays in effect");
+                        names.insert(old.name.clone(), path.clone());
                         next.by_path.insert(path, old);
                         next.kept.push(*inv);
                     }
-                    None => {
+                    _ => {
                         tracing::warn!(problem = %inv, "invalid schedule file");
                         next.invalid.push(*inv);
                     }

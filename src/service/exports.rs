@@ -76,14 +76,8 @@ impl Service {
         req.options
             .check(req.format)
             .map_err(|e| ServiceError::invalid(e.code, e.field, e.message))?;
-        if !req.options.redact.0 {
-            if let Requester::User(u) = &req.requester {
-                if u.role != crate::users::Role::Admin {
-                    return Err(ServiceError::Forbidden(
-                        "only admins may turn redaction off".into(),
-                    ));
-                }
-            }
+        if let Requester::User(u) = &req.requester {
+            export_allowed(u, req.options.redact.0)?;
         }
         let recipients = self.recipients(
             conn,
@@ -276,6 +270,23 @@ impl Service {
     }
 }
 
+/// What a user may export, on every surface: their role must allow
+/// exporting, and only admins turn redaction off.
+pub fn export_allowed(u: &crate::users::User, redact: bool) -> Result<(), ServiceError> {
+    if !u.role.can_export() {
+        return Err(ServiceError::Forbidden(format!(
+            "role {} may view audit logs but not export them",
+            u.role
+        )));
+    }
+    if !redact && u.role != crate::users::Role::Admin {
+        return Err(ServiceError::Forbidden(
+            "only admins may turn redaction off".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The details an `audit_log.exported` event records: what was exported
 /// and how (redaction on or off included), from every surface alike.
 pub fn export_details(
@@ -285,8 +296,21 @@ pub fn export_details(
     record_count: u64,
     job_id: Option<&str>,
 ) -> Value {
+    let filters = serde_json::from_str::<Value>(&filters.canonical_json()).unwrap_or(Value::Null);
+    export_details_of(filters, format, o, Some(record_count), job_id)
+}
+
+/// [`export_details`] from filters already as JSON, with the count when
+/// known (a scheduled job's estimate may not be).
+pub fn export_details_of(
+    filters: Value,
+    format: Format,
+    o: &crate::format::ExportOptions,
+    record_count: Option<u64>,
+    job_id: Option<&str>,
+) -> Value {
     json!({
-        "filters": serde_json::from_str::<Value>(&filters.canonical_json()).unwrap_or(Value::Null),
+        "filters": filters,
         "format": format.as_str(),
         "record_count": record_count,
         "job_id": job_id,

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use rusqlite::Connection;
 
-pub use exports::{export_details, ExportRequest, Prepared};
+pub use exports::{export_allowed, export_details, export_details_of, ExportRequest, Prepared};
 pub use ingest::{Idempotency, Ingested};
 pub use search::Page;
 
