@@ -131,7 +131,8 @@ impl EngineBuilder {
         )
         .map_err(|e| EngineError::Config(e.to_string()))?
         .with_redactor(cfg.redactor())
-        .with_threads(cfg.export.threads());
+        .with_threads(cfg.export.threads())
+        .with_shutdown_grace(Duration::from_secs(cfg.http.shutdown_grace_secs));
         if cfg.signing.key_file.is_some() {
             runner = runner.with_keys(
                 crate::manifest::Keyring::load_or_create(&data_dir, &cfg.signing)

@@ -918,3 +918,72 @@ async fn auto_compression_starts_at_the_threshold_with_the_same_content() {
         );
     }
 }
+
+/// On shutdown an upload that hangs (a storage endpoint that accepts and
+/// never answers) gets the grace period, then is abandoned: the scheduler
+/// returns, and the job is left uploading with its lease released, for the
+/// next owner to store from the spool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_abandons_a_hanging_upload_after_the_grace_period() {
+    let fx = Fixture::new();
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hole.local_addr().unwrap().port();
+    // Accepted connections are kept open and never read or answered.
+    std::thread::spawn(move || {
+        let held: Vec<_> = hole.incoming().take(64).collect();
+        std::thread::sleep(Duration::from_secs(600));
+        drop(held);
+    });
+    let cfg_s3 = StorageConfig {
+        kind: audit_export::storage::StorageKind::S3,
+        bucket: Some("audit-exports".into()),
+        endpoint: Some(format!("http://127.0.0.1:{port}")),
+        access_key_id: Some("test".into()),
+        secret_access_key: Some("test".into()),
+        retry_secs: Some(600),
+        ..StorageConfig::default()
+    };
+    let storage = Storage::from_config(&cfg_s3, &fx.data()).unwrap();
+    let runner = Arc::new(
+        Runner::new(fx.data(), cfg(), 200, storage, fx.clock.clone())
+            .unwrap()
+            .with_shutdown_grace(Duration::from_secs(1)),
+    );
+    let mut conn = fx.conn();
+    let id = store::create(
+        &mut conn,
+        &new_job("u1", filters("acme", "2025-07-01")),
+        3,
+        fx.now(),
+    )
+    .unwrap()
+    .job()
+    .id
+    .clone();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(audit_export::jobs::scheduler::run(runner, shutdown.clone()));
+    let t = std::time::Instant::now();
+    while state(&conn, &id) != JobState::Uploading {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "never reached the upload"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = std::time::Instant::now();
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("the scheduler stopped")
+        .unwrap();
+    let took = asked.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(10),
+        "stopped {took:?} after the shutdown; the grace is 1 s"
+    );
+    let job = store::get(&conn, &id).unwrap();
+    assert_eq!(job.state, JobState::Uploading);
+    assert_eq!(job.lease_token, None, "lease released");
+    assert!(spool_dir(&fx.data(), &id).exists(), "the spool is kept");
+}

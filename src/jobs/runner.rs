@@ -36,6 +36,10 @@ pub struct Runner {
     pub redactor: Arc<crate::format::Redactor>,
     /// The key manifests are signed with.
     pub keys: Arc<crate::manifest::Keyring>,
+    /// On shutdown, how long an upload in progress may still take before it
+    /// is abandoned and its lease released (`[http] shutdown_grace_secs`):
+    /// the next owner stores the file again from the spool.
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl Runner {
@@ -71,7 +75,14 @@ impl Runner {
             finished: Arc::new(Notify::new()),
             redactor: Arc::new(crate::format::Redactor::default()),
             keys: Arc::new(keys),
+            shutdown_grace: std::time::Duration::from_secs(10),
         })
+    }
+
+    /// Uploads in progress at shutdown are abandoned after `grace`.
+    pub fn with_shutdown_grace(mut self, grace: std::time::Duration) -> Runner {
+        self.shutdown_grace = grace;
+        self
     }
 
     /// Exports scanning with `threads` threads.

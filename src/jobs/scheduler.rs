@@ -243,6 +243,13 @@ impl Driver {
                     Ok(cancel) => self.honour(cancel).await,
                     Err(e) => Err(e),
                 },
+                // A storage outage can keep an upload retrying for minutes:
+                // on shutdown it gets the grace period, then the process
+                // goes and the next owner stores the file from the spool.
+                () = self.grace_over() => {
+                    tracing::warn!(grace_secs = self.runner.shutdown_grace.as_secs(), "shutting down: upload abandoned after the grace period; the job resumes from its spool");
+                    return self.release(job.state).await;
+                }
             };
             let up = match result {
                 Ok(up) => up,
@@ -270,6 +277,13 @@ impl Driver {
             ),
         )
         .await
+    }
+
+    /// Resolves once shutdown was asked and the grace period (real time,
+    /// whatever the engine's clock) has passed since.
+    async fn grace_over(&self) {
+        self.shutdown.cancelled().await;
+        tokio::time::sleep(self.runner.shutdown_grace).await;
     }
 
     /// Renews the lease every third of its length while a step runs;
