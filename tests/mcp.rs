@@ -512,6 +512,16 @@ fn http_mcp_needs_a_bearer_token_and_answers_like_stdio() {
     assert!(r.header("WWW-Authenticate").unwrap().starts_with("Bearer"));
     let r = req(&server.addr, "POST", "/mcp", Some("ae_wrong"), Some(body));
     assert_eq!(r.status, 401);
+    // GET and DELETE too: the token first, then 405 (no stream, no sessions).
+    for method in ["GET", "DELETE"] {
+        let r = req(&server.addr, method, "/mcp", None, None);
+        assert_eq!(r.status, 401, "{method}");
+        assert!(r.header("WWW-Authenticate").unwrap().starts_with("Bearer"));
+        let r = req(&server.addr, method, "/mcp", Some(&admin), None);
+        assert_eq!(r.status, 405, "{method}");
+        assert_eq!(r.code(), "method_not_allowed");
+        assert_eq!(r.header("Allow"), Some("POST"));
+    }
 
     let mut b = Bridge::http(&server, &admin);
     assert_eq!(b.init["server_info"]["name"], "audit-export");

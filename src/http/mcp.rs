@@ -11,11 +11,7 @@ use crate::mcp::Caller;
 pub fn post(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = match ctx.user() {
         Ok(u) => u,
-        Err(e) => {
-            let mut reply = super::routes::json(e.status, &e.body());
-            reply.add_header(header("WWW-Authenticate", "Bearer realm=\"audit-export\""));
-            return Ok(reply);
-        }
+        Err(e) => return Ok(unauthorized(e)),
     };
     let body = ctx.body(ctx.state.cfg().http.max_body_bytes)?;
     let headers: Vec<(String, String)> = ctx
@@ -44,4 +40,28 @@ pub fn post(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
         }
     }
     Ok(boxed(reply))
+}
+
+/// A 401 with the challenge MCP clients look for.
+fn unauthorized(e: ApiError) -> Reply {
+    let mut reply = super::routes::json(e.status, &e.body());
+    reply.add_header(header("WWW-Authenticate", "Bearer realm=\"audit-export\""));
+    reply
+}
+
+/// `GET` and `DELETE /mcp`: no server-initiated stream and no sessions to
+/// end, so 405 (as the streamable HTTP transport allows) — after the token
+/// is checked, so a caller without one learns only that it needs one.
+pub fn other_method(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
+    if let Err(e) = ctx.user() {
+        return Ok(unauthorized(e));
+    }
+    let err = ApiError::new(
+        405,
+        "method_not_allowed",
+        "only POST is served on /mcp (no server-initiated stream, no sessions)".to_string(),
+    );
+    let mut reply = super::routes::json(err.status, &err.body());
+    reply.add_header(header("Allow", "POST"));
+    Ok(reply)
 }

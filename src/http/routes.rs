@@ -38,6 +38,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/schedules/reload"),
     ("POST", "/api/v1/schedules/{name}/run"),
     ("POST", "/mcp"),
+    ("GET", "/mcp"),
+    ("DELETE", "/mcp"),
 ];
 
 /// What a handler returns: a response of any body type, boxed.
@@ -314,6 +316,7 @@ fn dispatch(method: &str, template: &str, ctx: &mut Ctx<'_>) -> Result<Reply, Ap
         ("POST", "/api/v1/schedules/reload") => super::schedules::reload(ctx),
         ("POST", "/api/v1/schedules/{name}/run") => super::schedules::run(ctx),
         ("POST", "/mcp") => super::mcp::post(ctx),
+        ("GET" | "DELETE", "/mcp") => super::mcp::other_method(ctx),
         _ => Err(ApiError::not_found()),
     }
 }
