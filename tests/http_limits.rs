@@ -130,6 +130,19 @@ fn stalled_bodies_and_slow_readers_hold_no_request_thread_and_sigterm_still_exit
     }
 }
 
+/// The answers the connection layer makes itself carry the security
+/// headers of every other answer.
+fn secured(answer: &str) {
+    let head = answer.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+    for h in [
+        "content-security-policy: default-src 'none'; frame-ancestors 'none'",
+        "x-content-type-options: nosniff",
+        "referrer-policy: no-referrer",
+    ] {
+        assert!(head.contains(h), "{h} missing in {head}");
+    }
+}
+
 #[test]
 fn heads_and_bodies_that_do_not_arrive_in_time_get_408() {
     let env = Env::new();
@@ -143,6 +156,7 @@ fn heads_and_bodies_that_do_not_arrive_in_time_get_408() {
     let text = read_all(&mut s);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains(r#""code":"request_timeout""#), "{text}");
+    secured(&text);
     assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
 
     // A head dribbled one byte at a time, each within any per-read timeout:
@@ -192,6 +206,7 @@ fn connections_beyond_the_cap_get_503_at_once() {
     let text = read_all(&mut s);
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(text.contains(r#""code":"too_many_connections""#), "{text}");
+    secured(&text);
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     // Once slots free up, requests are served again.
     drop(held);
@@ -228,6 +243,7 @@ fn over_long_request_lines_and_headers_get_414_and_431_as_json() {
         &text[..text.len().min(200)]
     );
     assert!(text.contains(r#""code":"uri_too_long""#), "{text}");
+    secured(&text);
     let long_header = format!(
         "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
         "b".repeat(20_000)
@@ -235,12 +251,14 @@ fn over_long_request_lines_and_headers_get_414_and_431_as_json() {
     let text = ask(long_header.into_bytes());
     assert!(text.starts_with("HTTP/1.1 431"), "{text}");
     assert!(text.contains(r#""code":"headers_too_large""#), "{text}");
+    secured(&text);
     let many: String = (0..300).map(|i| format!("X-H{i}: v\r\n")).collect();
     let text = ask(format!("GET /healthz HTTP/1.1\r\n{many}\r\n").into_bytes());
     assert!(text.starts_with("HTTP/1.1 431"), "{text}");
     let text = ask(b"\x16\x03\x01 garbage\r\n\r\n".to_vec());
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     assert!(text.contains(r#""error""#), "{text}");
+    secured(&text);
     // The server is fine afterwards.
     assert_eq!(req(&srv.addr, "GET", "/healthz", None, None).status, 200);
 }

@@ -74,6 +74,16 @@ enum ReadError {
     Busy,
 }
 
+/// audit-export addition: the security headers of every answer (the
+/// application adds its own to the answers it makes; these are for the
+/// errors made here, which carry no HTML, hence the strictest policy).
+const SECURITY_HEADERS: [&str; 4] = [
+    "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options: nosniff",
+    "Referrer-Policy: no-referrer",
+    "X-Frame-Options: DENY",
+];
+
 /// audit-export addition: a JSON error answer, the application's error
 /// shape, closing the connection.
 pub(crate) fn error_response(
@@ -82,14 +92,18 @@ pub(crate) fn error_response(
     message: &str,
 ) -> crate::Response<std::io::Cursor<Vec<u8>>> {
     let body = format!(r#"{{"error":{{"code":"{code}","message":"{message}"}}}}"#);
-    crate::Response::from_data(body.into_bytes())
+    let mut response = crate::Response::from_data(body.into_bytes())
         .with_status_code(status)
         .with_header(
             "Content-Type: application/json"
                 .parse::<crate::Header>()
                 .expect("valid header"),
         )
-        .with_header("Connection: close".parse::<crate::Header>().expect("valid header"))
+        .with_header("Connection: close".parse::<crate::Header>().expect("valid header"));
+    for h in SECURITY_HEADERS {
+        response.add_header(h.parse::<crate::Header>().expect("valid header"));
+    }
+    response
 }
 
 /// audit-export addition: answers a connection over the limit with `503`
@@ -97,7 +111,8 @@ pub(crate) fn error_response(
 pub(crate) fn refuse_busy(mut sock: Connection) {
     let body = r#"{"error":{"code":"too_many_connections","message":"the server has too many open connections; retry shortly"}}"#;
     let head = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n{}\r\nContent-Length: {}\r\n\r\n",
+        SECURITY_HEADERS.join("\r\n"),
         body.len()
     );
     // A fresh socket's send buffer takes this at once; never wait on it.
