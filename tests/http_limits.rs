@@ -133,7 +133,11 @@ fn stalled_bodies_and_slow_readers_hold_no_request_thread_and_sigterm_still_exit
 /// The answers the connection layer makes itself carry the security
 /// headers of every other answer.
 fn secured(answer: &str) {
-    let head = answer.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+    let head = answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_ascii_lowercase();
     for h in [
         "content-security-policy: default-src 'none'; frame-ancestors 'none'",
         "x-content-type-options: nosniff",
