@@ -134,10 +134,9 @@ impl EngineBuilder {
         .with_threads(cfg.export.threads())
         .with_shutdown_grace(Duration::from_secs(cfg.http.shutdown_grace_secs));
         if cfg.signing.key_file.is_some() {
-            runner = runner.with_keys(
-                crate::manifest::Keyring::load_or_create(&data_dir, &cfg.signing)
-                    .map_err(|e| EngineError::Config(e.to_string()))?,
-            );
+            runner = runner
+                .with_signing(cfg.signing.clone())
+                .map_err(|e| EngineError::Config(e.to_string()))?;
         }
         let runner = Arc::new(runner);
         let delivery = Delivery::new(

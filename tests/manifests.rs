@@ -410,3 +410,98 @@ fn manifests_chain_linearly_across_concurrent_completions_and_key_rotation() {
         403
     );
 }
+
+/// `[signing] key_file`: manifests are signed with it, `keys show` lists it
+/// active, `verify` trusts it without `--public-key`, and `keys rotate`
+/// refuses (it could not take effect). Without it, a `keys rotate` reaches
+/// a worker that is already running: its next manifest has the new key.
+#[test]
+fn a_configured_key_signs_and_verifies_and_a_rotation_reaches_a_running_worker() {
+    // A key file of its own (made by another instance).
+    let other = Env::new();
+    let out = other.run(&["keys", "show"]);
+    assert_eq!(out.status.code(), Some(0));
+    let key_file = std::fs::read_dir(other.data_dir().join("keys"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "pk8"))
+        .unwrap();
+    let key_id = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+
+    let env = Env::new();
+    env.ingest_fixtures();
+    let file_var = ("AUDIT_EXPORT_SIGNING_KEY_FILE", key_file.to_str().unwrap());
+    let with_file: Vec<(&str, &str)> = JOB_ENV.iter().copied().chain([file_var]).collect();
+    let id = env.enqueue(
+        &[
+            "--org",
+            "acme",
+            "--from",
+            "2025-07-01",
+            "--to",
+            "2026-01-31",
+            "--format",
+            "csv",
+        ],
+        &with_file,
+    );
+    let out = env.run_env(&["worker", "--drain"], &with_file);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let signed_by = |id: &str| -> String {
+        env.db()
+            .query_row("SELECT key_id FROM manifests WHERE job_id = ?", [id], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    assert_eq!(signed_by(&id), key_id);
+    let out = env.run_env(&["keys", "show"], &[file_var]);
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&key_id) && l.ends_with("(active)")),
+        "{listed}"
+    );
+    let file = stored(&env, &id);
+    let out = env.run_env(&["verify", file.to_str().unwrap()], &[file_var]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = env.run_env(&["keys", "rotate"], &[file_var]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("key_file"));
+
+    // The data dir's own key, rotated under a running worker.
+    let mut worker = env.spawn_worker(JOB_ENV, "worker.log");
+    let first = queue(&env, "globex", "2025-07-01", "csv", "never");
+    env.wait_job(&first, 60, |s| s == "completed");
+    let out = env.run(&["keys", "rotate"]);
+    assert_eq!(out.status.code(), Some(0));
+    let rotated = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_ne!(signed_by(&first), rotated);
+    let second = queue(&env, "globex", "2025-08-01", "csv", "never");
+    env.wait_job(&second, 60, |s| s == "completed");
+    assert_eq!(
+        signed_by(&second),
+        rotated,
+        "the running worker signs with the new key"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status();
+    assert!(worker.wait().unwrap().success());
+}

@@ -270,7 +270,7 @@ pub fn main() -> ExitCode {
             Command::Backup(a) => admin::backup(&cli, a),
             Command::Restore(a) => admin::restore(&cli, a),
             Command::Schedules(a) => schedules::run(&cli, &cfg, a),
-            Command::Keys(a) => verify::keys(&cli, a),
+            Command::Keys(a) => verify::keys(&cli, &cfg, a),
             Command::Mcp(a) => mcp::run(&cli, &cfg, a),
             Command::Config(_) | Command::Verify(_) => unreachable!("handled above"),
         });

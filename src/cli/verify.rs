@@ -53,7 +53,13 @@ enum KeysCommand {
 /// The keys to trust: `--public-key` values, else the local instance's.
 fn trusted(cli: &Cli, values: &[String]) -> Result<Vec<PublicKey>, CliError> {
     if values.is_empty() {
-        return Ok(local_public_keys(&cli.data_dir));
+        // The instance's keys, with `[signing] key_file` if the config
+        // names one (verify itself needs no valid config otherwise).
+        let signing = crate::config::Config::load(cli.config.as_deref())
+            .map(|c| c.signing)
+            .unwrap_or_default();
+        return local_public_keys(&cli.data_dir, &signing)
+            .map_err(|e| CliError::bad_input(format!("[signing] key_file: {e}")));
     }
     let mut keys = Vec::new();
     for v in values {
@@ -193,10 +199,10 @@ fn chain(cli: &Cli, a: &VerifyArgs, dir: &Path, keys: &[PublicKey]) -> Result<()
     }
 }
 
-pub fn keys(cli: &Cli, a: &KeysArgs) -> Result<(), CliError> {
+pub fn keys(cli: &Cli, cfg: &crate::config::Config, a: &KeysArgs) -> Result<(), CliError> {
     match a.command {
         KeysCommand::Show => {
-            let ring = Keyring::load_or_create(&cli.data_dir, &Default::default())
+            let ring = Keyring::load_or_create(&cli.data_dir, &cfg.signing)
                 .map_err(|e| CliError::failure(e.to_string()))?;
             for k in ring.public_keys() {
                 println!(
@@ -209,12 +215,18 @@ pub fn keys(cli: &Cli, a: &KeysArgs) -> Result<(), CliError> {
             }
         }
         KeysCommand::Rotate => {
+            if let Some(file) = &cfg.signing.key_file {
+                return Err(CliError::bad_input(format!(
+                    "[signing] key_file is set ({file}): manifests are signed with that key; \
+                     to rotate, point key_file at a new PKCS#8 key and restart"
+                )));
+            }
             std::fs::create_dir_all(&cli.data_dir)
                 .map_err(|e| CliError::failure(format!("{}: {e}", cli.data_dir.display())))?;
             let id =
                 Keyring::rotate(&cli.data_dir).map_err(|e| CliError::failure(e.to_string()))?;
             println!("{id}");
-            eprintln!("new signing key {id} is active; older public keys stay listed (a running serve or worker picks it up at its next start)");
+            eprintln!("new signing key {id} is active; older public keys stay listed (a running serve or worker signs with it from its next manifest)");
         }
     }
     Ok(())

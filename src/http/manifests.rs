@@ -41,7 +41,7 @@ pub fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
 }
 
 pub fn signing_key(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
-    let keys = &ctx.state.svc.runner.keys;
+    let keys = ctx.state.svc.runner.keys();
     Ok(json(
         200,
         &json!({"active": keys.active_id(), "keys": keys.public_keys()}),

@@ -34,8 +34,11 @@ pub struct Runner {
     pub finished: Arc<Notify>,
     /// The redaction rules exports apply.
     pub redactor: Arc<crate::format::Redactor>,
-    /// The key manifests are signed with.
-    pub keys: Arc<crate::manifest::Keyring>,
+    /// The keys manifests are signed with (see [`Runner::keys`]).
+    keys: std::sync::RwLock<Arc<crate::manifest::Keyring>>,
+    /// `[signing]`: a configured key file is used as is; otherwise the data
+    /// dir's active key is followed across `keys rotate`.
+    signing: crate::manifest::keys::SigningConfig,
     /// On shutdown, how long an upload in progress may still take before it
     /// is abandoned and its lease released (`[http] shutdown_grace_secs`):
     /// the next owner stores the file again from the spool.
@@ -74,7 +77,8 @@ impl Runner {
             wake: Arc::new(Notify::new()),
             finished: Arc::new(Notify::new()),
             redactor: Arc::new(crate::format::Redactor::default()),
-            keys: Arc::new(keys),
+            keys: std::sync::RwLock::new(Arc::new(keys)),
+            signing: Default::default(),
             shutdown_grace: std::time::Duration::from_secs(10),
         })
     }
@@ -91,10 +95,47 @@ impl Runner {
         self
     }
 
-    /// Signing with this keyring (`[signing] key_file`).
-    pub fn with_keys(mut self, keys: crate::manifest::Keyring) -> Runner {
-        self.keys = Arc::new(keys);
-        self
+    /// Signing as `[signing]` says (a configured key file, or the data
+    /// dir's active key).
+    pub fn with_signing(
+        mut self,
+        signing: crate::manifest::keys::SigningConfig,
+    ) -> Result<Runner, crate::manifest::keys::KeyError> {
+        let keys = crate::manifest::Keyring::load_or_create(&self.data_dir, &signing)?;
+        self.keys = std::sync::RwLock::new(Arc::new(keys));
+        self.signing = signing;
+        Ok(self)
+    }
+
+    /// The keys to sign with now: after a `keys rotate` (by another
+    /// process: the CLI), the data dir's new active key, without a restart.
+    pub fn keys(&self) -> Arc<crate::manifest::Keyring> {
+        let current = self.keys.read().expect("keys lock").clone();
+        if self.signing.key_file.is_some() {
+            return current;
+        }
+        let active = crate::manifest::keys::keys_dir(&self.data_dir).join("active");
+        let wanted = std::fs::read_to_string(active).unwrap_or_default();
+        let wanted = wanted.trim();
+        if wanted.is_empty() || wanted == current.active_id() {
+            return current;
+        }
+        match crate::manifest::Keyring::load_or_create(&self.data_dir, &self.signing) {
+            Ok(k) if k.active_id() == wanted => {
+                tracing::info!(
+                    key_id = wanted,
+                    "signing with the key made active by keys rotate"
+                );
+                let k = Arc::new(k);
+                *self.keys.write().expect("keys lock") = k.clone();
+                k
+            }
+            Ok(_) => current,
+            Err(e) => {
+                tracing::warn!(error = %e, key_id = wanted, "cannot load the active signing key; signing with the previous one");
+                current
+            }
+        }
     }
 
     /// With these redaction rules (`[redaction] keys`).

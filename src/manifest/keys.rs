@@ -199,18 +199,30 @@ fn write_active(path: &Path, id: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// The public keys of the data dir (for `verify` without a database).
-pub fn local_public_keys(data_dir: &Path) -> Vec<PublicKey> {
-    key_files(&keys_dir(data_dir))
+/// The public keys of the instance (for `verify` without a database): the
+/// data dir's, and the configured key file's when there is one.
+pub fn local_public_keys(
+    data_dir: &Path,
+    configured: &SigningConfig,
+) -> Result<Vec<PublicKey>, KeyError> {
+    let public = |pair: &Ed25519KeyPair| PublicKey {
+        key_id: key_id(pair.public_key().as_ref()),
+        algorithm: "Ed25519",
+        public_key: crate::util::hex(pair.public_key().as_ref()),
+        active: false,
+    };
+    let mut keys: Vec<PublicKey> = key_files(&keys_dir(data_dir))
         .iter()
         .filter_map(|p| read_pair(p).ok())
-        .map(|pair| PublicKey {
-            key_id: key_id(pair.public_key().as_ref()),
-            algorithm: "Ed25519",
-            public_key: crate::util::hex(pair.public_key().as_ref()),
-            active: false,
-        })
-        .collect()
+        .map(|pair| public(&pair))
+        .collect();
+    if let Some(file) = &configured.key_file {
+        let k = public(&read_pair(Path::new(file))?);
+        if !keys.iter().any(|p| p.key_id == k.key_id) {
+            keys.push(k);
+        }
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]
@@ -238,6 +250,11 @@ mod tests {
             .public_keys()
             .iter()
             .any(|k| k.key_id == a.active_id() && !k.active));
-        assert_eq!(local_public_keys(dir.path()).len(), 2);
+        assert_eq!(
+            local_public_keys(dir.path(), &SigningConfig::default())
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

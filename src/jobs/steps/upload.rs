@@ -69,6 +69,8 @@ fn build_manifest(
             occurred_at: crate::time::format_rfc3339_ms(c.occurred_at),
         })
     };
+    // One snapshot of the keys: the id named and the key that signs agree.
+    let keys = runner.keys();
     let manifest = Manifest {
         version: crate::manifest::document::VERSION,
         engine: format!("audit-export {}", env!("CARGO_PKG_VERSION")),
@@ -98,9 +100,9 @@ fn build_manifest(
         file,
         sequence: latest.as_ref().map_or(1, |(s, _)| s + 1),
         previous: latest.map(|(sequence, sha256)| Previous { sequence, sha256 }),
-        key_id: runner.keys.active_id().to_string(),
+        key_id: keys.active_id().to_string(),
     };
-    Ok(manifest.sign(&runner.keys))
+    Ok(manifest.sign(&keys))
 }
 
 /// The spool's compressed stream, as the export wrote it while it ran;
