@@ -250,6 +250,16 @@ fn fresh_exports_verify_and_every_tamper_is_caught_with_its_reason() {
         assert_eq!(failures(code, &line), [reason]);
     }
 
+    // One changed byte inside the zipped data (CRC or deflate error): the
+    // data is not the one signed.
+    let f = copy(&env, &zip_file, "flip");
+    let mut bytes = std::fs::read(&f).unwrap();
+    let at = 30 + 200; // past the first local header and name, in the data
+    bytes[at] ^= 0x55;
+    std::fs::write(&f, &bytes).unwrap();
+    let (code, line) = verify(&env, &f, &[]);
+    assert_eq!(failures(code, &line), ["sha256"], "{line}");
+
     // A truncated zip.
     let f = copy(&env, &zip_file, "trunc");
     let bytes = std::fs::read(&f).unwrap();
