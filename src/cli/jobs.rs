@@ -49,6 +49,8 @@ impl From<JobError> for CliError {
             JobError::NotFound(_) | JobError::NotInProgress(_) => {
                 CliError::bad_input(e.to_string())
             }
+            // A full disk is named the same way whichever layer met it.
+            JobError::Db(e) => e.into(),
             other => CliError::failure(other.to_string()),
         }
     }

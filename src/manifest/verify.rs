@@ -292,7 +292,8 @@ fn verify_zip(
                 false,
                 keys,
             );
-            v.failures.retain(|f| !matches!(*f, "size" | "record_count"));
+            v.failures
+                .retain(|f| !matches!(*f, "size" | "record_count"));
             if !v.failures.contains(&"sha256") {
                 v.failures.push("sha256");
             }

@@ -37,6 +37,20 @@ impl StepError {
     }
 }
 
+/// A storage backend error caused by a full local disk (the fs service
+/// wraps the `ENOSPC` of its writes).
+fn backend_disk_full(e: &opendal::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>().is_some_and(is_disk_full) {
+            return true;
+        }
+        cause = c.source();
+    }
+    // The io error may be carried as text only.
+    e.to_string().contains("No space left on device")
+}
+
 /// A full disk (`ENOSPC`): retried like an outage, since space may be freed.
 pub fn is_disk_full(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(28) || e.kind() == std::io::ErrorKind::StorageFull
@@ -67,6 +81,9 @@ impl From<crate::storage::StorageError> for StepError {
         }
         match &e {
             crate::storage::StorageError::Io(io) if is_disk_full(io) => {
+                StepError::retryable("disk_full", e)
+            }
+            crate::storage::StorageError::Backend(b) if backend_disk_full(b) => {
                 StepError::retryable("disk_full", e)
             }
             _ => StepError::retryable("storage_error", e),
