@@ -14,7 +14,9 @@ fn retry_delays(secs: u64) -> Vec<u64> {
 }
 
 /// The retries of transient errors, spread over about `secs` seconds:
-/// exponential from 1 s, at most 20 s apart, with jitter.
+/// exponential from 1 s, at most 20 s apart. No jitter: it would stretch
+/// the window by up to half again (an outage of 120 s was retried for
+/// over 200 s), and one process's few uploads need no spreading.
 pub(super) fn retry_layer(
     secs: u64,
 ) -> Option<opendal::layers::RetryLayer<impl opendal::layers::RetryInterceptor>> {
@@ -24,7 +26,6 @@ pub(super) fn retry_layer(
     let times = retry_delays(secs).len();
     Some(
         opendal::layers::RetryLayer::new()
-            .with_jitter()
             .with_factor(2.0)
             .with_min_delay(std::time::Duration::from_secs(1))
             .with_max_delay(std::time::Duration::from_secs(20))
