@@ -256,6 +256,11 @@ impl Encoder {
         }
     }
 
+    /// The zone timestamps are written in.
+    pub fn zone(&self) -> &Zone {
+        &self.zone
+    }
+
     /// Bytes before the first record (CSV: BOM and header row; JSON: `[`).
     pub fn header(&self, out: &mut Vec<u8>) {
         match self.format {

@@ -95,7 +95,12 @@ fn stream(
     count: u64,
 ) -> Result<Reply, ApiError> {
     use std::io::{Seek, Write};
-    let name = crate::storage::export_file_name(filters, encoder.format, ctx.state.svc.now_ms());
+    let name = crate::storage::export_file_name(
+        filters,
+        encoder.format,
+        encoder.zone(),
+        ctx.state.svc.now_ms(),
+    );
     let content_type = encoder.format.content_type();
     let file = super::util::anonymous_file(&ctx.state.svc.data_dir)?;
     let batch = ctx.state.cfg().export.batch_size;

@@ -26,7 +26,13 @@ use crate::storage::{export_file_name, safe_component, write_zip, Deflated};
 /// The stored file name of a job (see [`export_file_name`]).
 pub fn file_name(job: &Job, compressed: bool) -> Result<String, StepError> {
     let f = job_filters(job)?;
-    let base = export_file_name(&f, job.format, job.created_at);
+    let zone = job
+        .options
+        .timezone
+        .as_deref()
+        .and_then(crate::time::Zone::parse)
+        .unwrap_or_default();
+    let base = export_file_name(&f, job.format, &zone, job.created_at);
     Ok(if compressed {
         format!("{base}.zip")
     } else {
