@@ -176,11 +176,9 @@ pub fn actor(r: &Record<'_>, dir: &Directory, text: fn(&str) -> &str) -> String 
     }
 }
 
-/// A cell's text from a raw scalar or nothing.
-fn text_of(raw: Option<&str>) -> String {
-    raw.and_then(scan::scalar_text)
-        .map(Cow::into_owned)
-        .unwrap_or_default()
+/// A cell's text from a raw scalar or nothing (borrowed unless escaped).
+fn text_of(raw: Option<&str>) -> Cow<'_, str> {
+    raw.and_then(scan::scalar_text).unwrap_or(Cow::Borrowed(""))
 }
 
 /// An unmapped value for `additional_details`: the scalar itself, a count
@@ -222,23 +220,23 @@ pub fn record(
 
     let event = label(r.action);
     let actor = actor(r, dir, text);
-    let source = first(&["source"])
+    let source: Cow<'_, str> = first(&["source"])
         .map(|v| text_of(Some(v)))
         .or_else(|| {
             get("trigger").and_then(scan::members).and_then(|t| {
                 t.iter()
                     .find(|(k, _)| k == "type")
-                    .map(|(_, v)| text_of(Some(v)))
+                    .map(|(_, v)| text_of(Some(v)).into_owned().into())
             })
         })
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| r.actor_type.unwrap_or("").to_string());
-    let target = match (r.target_name, r.target_type, r.target_id) {
-        (Some(n), _, _) if !n.trim().is_empty() => text(n).to_string(),
-        (_, Some(t), Some(i)) => format!("{t} {}", text(i)),
-        (_, Some(t), None) => t.to_string(),
-        (_, None, Some(i)) => text(i).to_string(),
-        _ => String::new(),
+        .unwrap_or(Cow::Borrowed(r.actor_type.unwrap_or("")));
+    let target: Cow<'_, str> = match (r.target_name, r.target_type, r.target_id) {
+        (Some(n), _, _) if !n.trim().is_empty() => Cow::Borrowed(text(n)),
+        (_, Some(t), Some(i)) => format!("{t} {}", text(i)).into(),
+        (_, Some(t), None) => Cow::Borrowed(t),
+        (_, None, Some(i)) => Cow::Borrowed(text(i)),
+        _ => Cow::Borrowed(""),
     };
     let version = text_of(first(&[
         "workflow_version",
@@ -248,8 +246,8 @@ pub fn record(
     let status = text_of(first(&["run_status", "status"]));
     let reason = text_of(first(&["reason"]));
     let step = text_of(first(&["step_path", "node_path"]));
-    let action = match (text_of(get("action_id")), text_of(get("action_version"))) {
-        (a, v) if !a.is_empty() && !v.is_empty() => format!("{a}@{v}"),
+    let action: Cow<'_, str> = match (text_of(get("action_id")), text_of(get("action_version"))) {
+        (a, v) if !a.is_empty() && !v.is_empty() => format!("{a}@{v}").into(),
         (a, _) => a,
     };
     let changed_fields: Vec<&str> = c
@@ -257,10 +255,19 @@ pub fn record(
         .filter(|(_, v)| !empty(v) && !is_empty_change(v))
         .map(|(k, _)| k.as_ref())
         .collect();
-    let mut extra: Vec<String> = Vec::new();
+    // Built in place: a few allocations per row, not one per piece.
+    let mut extra = String::new();
+    let mut add_extra = |k: &str, v: &str| {
+        if !extra.is_empty() {
+            extra.push_str("; ");
+        }
+        extra.push_str(k);
+        extra.push('=');
+        extra.push_str(v);
+    };
     for (k, v) in &c {
         if let Some(change) = describe_change(v) {
-            extra.push(format!("{k}={change}"));
+            add_extra(k, &change);
         }
     }
     for (k, v) in &d {
@@ -268,22 +275,30 @@ pub fn record(
             continue;
         }
         if let Some(s) = summarise(v) {
-            extra.push(format!("{k}={s}"));
+            add_extra(k, &s);
         }
     }
-    let mut summary = format!("{event}");
+    let changed_list = changed_fields.join(", ");
+    let mut summary = String::with_capacity(96);
+    summary.push_str(&event);
     if !target.is_empty() {
-        summary.push_str(&format!(": {target}"));
+        summary.push_str(": ");
+        summary.push_str(&target);
     }
     if !version.is_empty() {
-        summary.push_str(&format!(" (version {version})"));
+        summary.push_str(" (version ");
+        summary.push_str(&version);
+        summary.push(')');
     }
-    summary.push_str(&format!(" by {actor}"));
-    if !changed_fields.is_empty() {
-        summary.push_str(&format!("; changed {}", changed_fields.join(", ")));
+    summary.push_str(" by ");
+    summary.push_str(&actor);
+    if !changed_list.is_empty() {
+        summary.push_str("; changed ");
+        summary.push_str(&changed_list);
     }
     if !reason.is_empty() {
-        summary.push_str(&format!("; reason: {reason}"));
+        summary.push_str("; reason: ");
+        summary.push_str(&reason);
     }
     summary.push('.');
 
@@ -303,9 +318,9 @@ pub fn record(
         &reason,
         &step,
         &action,
-        &changed_fields.join(", "),
+        &changed_list,
         &summary,
-        &extra.join("; "),
+        &extra,
         text(r.actor_id.unwrap_or("")),
         text(r.target_id.unwrap_or("")),
         r.organization_id,
