@@ -49,17 +49,27 @@ use crate::users::Requester;
 /// Why the engine could not open or start.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// The data directory or its database could not be opened or migrated.
     #[error(transparent)]
     Db(Box<DbError>),
     /// A setting the engine cannot work with (names the key).
     #[error("{0}")]
     Config(String),
+    /// The configured storage could not be set up.
     #[error("storage: {0}")]
     Storage(#[from] crate::storage::StorageError),
+    /// The download-link secret (`<data-dir>/link-secret`) could not be read or created.
     #[error("link secret: {0}")]
     Secret(std::io::Error),
+    /// The HTTP server could not bind its address.
     #[error("cannot listen on {listen}: {message}")]
-    Listen { listen: String, message: String },
+    Listen {
+        /// The address asked for (`host:port`).
+        listen: String,
+        /// Why binding failed.
+        message: String,
+    },
+    /// A service operation failed (see [`ServiceError`]).
     #[error(transparent)]
     Service(Box<ServiceError>),
 }

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! audit-export: a durable export engine for audit logs on embedded SQLite.
 //!
 //! Start with [`Engine`]: it opens a data directory, migrates the database

@@ -13,6 +13,7 @@ use std::sync::RwLock;
 /// A signed link to a stored file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
+    /// Absolute URL: `<public_url>/download/<job>?expires=<secs>&sig=<hex>`.
     pub url: String,
     /// Expiry, Unix seconds (what the link carries).
     pub expires: i64,
@@ -36,6 +37,8 @@ pub struct Links {
 }
 
 impl Links {
+    /// Links signed by `signer`, starting with `public_url`, living
+    /// `link_secs` seconds after their job completed.
     pub fn new(signer: Signer, public_url: String, link_secs: u64) -> Links {
         Links {
             signer,
@@ -49,6 +52,7 @@ impl Links {
         self.public_url.read().expect("links lock").clone()
     }
 
+    /// Replaces the base URL (once `serve` knows the address it bound).
     pub fn set_public_url(&self, url: String) {
         *self.public_url.write().expect("links lock") = url;
     }
@@ -97,6 +101,7 @@ fn message(job_id: &str, file_key: &str, expires: i64) -> String {
 }
 
 impl Signer {
+    /// A signer with this secret as its HMAC-SHA256 key.
     pub fn new(secret: &[u8]) -> Signer {
         Signer {
             key: hmac::Key::new(hmac::HMAC_SHA256, secret),
@@ -143,6 +148,8 @@ impl Signer {
         }
     }
 
+    /// The signature of a link (lower-case hex HMAC-SHA256 of job id, file
+    /// key and expiry in Unix seconds).
     pub fn sign(&self, job_id: &str, file_key: &str, expires: i64) -> String {
         crate::util::hex(
             hmac::sign(&self.key, message(job_id, file_key, expires).as_bytes()).as_ref(),

@@ -10,8 +10,16 @@ crate::util::text_enum! {
     /// What a user may do: admin and compliance export and view; viewer views.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
     pub enum Role ("role") {
+        // Variant docs as `#[doc = concat!(..)]`: clap ignores them there, while
+        // a `///` would become the value's help and change the `--help` output.
+        #[doc = concat!(
+            "Everything in the organization: ingest, exports (also unredacted), ",
+            "every job, schedules."
+        )]
         Admin = "admin",
+        #[doc = concat!("Views and exports (redacted only); sees only the jobs they requested.")]
         Compliance = "compliance",
+        #[doc = concat!("Views audit logs; may not export them.")]
         Viewer = "viewer",
     }
 }
@@ -26,11 +34,19 @@ impl Role {
 /// A user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// Row id; jobs record the user as `user:<id>`.
     pub id: i64,
+    /// The one organization the user sees and acts in.
     pub organization_id: String,
+    /// E-mail address, trimmed and lower-cased; unique in the organization.
     pub email: String,
+    /// Display name.
     pub name: String,
+    /// What the user may do.
     pub role: Role,
+    /// Whether the address is verified: only a verified address gets export
+    /// e-mails by default, or may be named as a recipient outside the
+    /// allowed recipient domains.
     pub email_verified: bool,
 }
 
@@ -78,14 +94,24 @@ pub fn user_id_of(requester: &str) -> Option<i64> {
         .and_then(|s| s.parse::<i64>().ok())
 }
 
+/// Why a user or token operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
+    /// The organization already has a user with this e-mail address.
     #[error("a user {email} already exists in organization {org}")]
-    Exists { org: String, email: String },
+    Exists {
+        /// The organization.
+        org: String,
+        /// The address, normalized.
+        email: String,
+    },
+    /// Bad input (empty organization, not an e-mail address); names the flag.
     #[error("{0}")]
     Invalid(String),
+    /// No such user or token.
     #[error("no such user or token")]
     NotFound,
+    /// SQLite refused a read or a write.
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
 }
@@ -169,6 +195,7 @@ pub fn issue_token(conn: &Connection, user_id: i64, now: i64) -> Result<String, 
     Ok(token)
 }
 
+/// The user with this id, if any.
 pub fn get_user(conn: &Connection, id: i64) -> Result<Option<User>, UserError> {
     Ok(conn
         .prepare_cached("SELECT * FROM users WHERE id = ?")?

@@ -17,7 +17,6 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
 }
 
-/// Fills `buf` from the system's secure random source.
 /// Lowercase or uppercase hex back to bytes; `None` if it is not hex.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
@@ -29,6 +28,7 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Fills `buf` from the system's secure random source.
 pub fn random_bytes(buf: &mut [u8]) {
     use ring::rand::SecureRandom;
     ring::rand::SystemRandom::new()
@@ -110,8 +110,11 @@ mod tests {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} {got:?}: expected {}", expected_list(.expected))]
 pub struct UnknownName {
+    /// What kind of name was expected, e.g. `format` or `job state`.
     pub what: &'static str,
+    /// The text given, as is.
     pub got: String,
+    /// Every valid name, in declaration order (listed in the message).
     pub expected: &'static [&'static str],
 }
 

@@ -12,9 +12,12 @@ use crate::format::{CsvOptions, CsvProfile, ExportOptions, Fields, Format, Redac
 use crate::service::ExportRequest;
 use crate::users::Requester;
 
+/// The body of `POST /api/v1/exports/estimate`, also the arguments of MCP's
+/// `estimate_export`: the filters to count.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EstimateRequest {
+    /// The filters, checked and scoped to the caller's organization before counting.
     pub filters: FilterInput,
 }
 
@@ -52,8 +55,11 @@ pub struct ExportBody {
 /// How an export is answered: `auto` picks by size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// Stream the file at once below `http.sync_threshold` matching rows, else queue a job.
     Auto,
+    /// Answer with the file in the response, whatever its size.
     Sync,
+    /// Queue a background job and answer `202` with it, even for no matches.
     Async,
 }
 
@@ -97,6 +103,8 @@ impl ExportBody {
     }
 }
 
+/// The mode `auto` would pick for `count` matching rows: `"sync"` below
+/// `threshold` (`http.sync_threshold`), else `"async"`.
 pub fn mode_for(count: u64, threshold: u64) -> &'static str {
     if count < threshold {
         "sync"

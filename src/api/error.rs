@@ -6,16 +6,22 @@ use serde_json::{json, Value};
 use crate::filters::FilterError;
 use crate::jobs::JobError;
 
+/// An error answered by the HTTP API (and as a tool error by MCP): a status
+/// and a stable code, rendered by [`ApiError::body`].
 #[derive(Debug, Clone)]
 pub struct ApiError {
+    /// HTTP status code, e.g. `400`, `404`, `507`.
     pub status: u16,
+    /// Stable machine-readable code, e.g. `invalid_format`, `not_found`.
     pub code: &'static str,
+    /// One-line explanation for people.
     pub message: String,
     /// Extra fields merged into the error object (e.g. the existing job).
     pub extra: Option<Box<Value>>,
 }
 
 impl ApiError {
+    /// An error with no extra fields.
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
@@ -24,16 +30,20 @@ impl ApiError {
             extra: None,
         }
     }
+    /// Adds fields merged into the error object (e.g. `{"field": "mode"}`).
     pub fn with(mut self, extra: Value) -> ApiError {
         self.extra = Some(Box::new(extra));
         self
     }
+    /// A `400 Bad Request` with the given code, e.g. `invalid_mode`.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(400, code, message)
     }
+    /// A `404 not_found` for a missing (or not visible) resource.
     pub fn not_found() -> ApiError {
         ApiError::new(404, "not_found", "no such resource")
     }
+    /// A `403 forbidden`, e.g. a viewer asking to export.
     pub fn forbidden(message: impl Into<String>) -> ApiError {
         ApiError::new(403, "forbidden", message)
     }
@@ -46,11 +56,13 @@ impl ApiError {
             "the server's disk is full; nothing was changed — retry once space is freed",
         )
     }
+    /// A `500 internal_error`; the cause is logged, never sent to the client.
     pub fn internal(e: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %e, "internal error answering a request");
         ApiError::new(500, "internal_error", "internal error; see the server log")
     }
 
+    /// The JSON body: `{"error": {"code", "message", ...extra}}`.
     pub fn body(&self) -> Value {
         let mut err = json!({"code": self.code, "message": self.message});
         if let (Some(extra), Value::Object(obj)) = (&self.extra, &mut err) {

@@ -32,23 +32,39 @@ pub const COLUMNS: [&str; 17] = [
 /// and by a CHECK constraint), so writers may embed them verbatim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record<'a> {
+    /// Row id: never reused, the tie-breaker of the `(occurred_at, id)` scan order.
     pub id: i64,
     /// Milliseconds since the Unix epoch, UTC.
     pub occurred_at: i64,
+    /// Tenant the event belongs to; every query is scoped to one.
     pub organization_id: &'a str,
+    /// Event category, e.g. `audit`; filterable with `streams`.
     pub stream: &'a str,
+    /// What happened, e.g. `user.login`.
     pub action: &'a str,
+    /// Kind of actor (JSON `actor.type`), e.g. `user`.
     pub actor_type: Option<&'a str>,
+    /// Actor's id (JSON `actor.id`).
     pub actor_id: Option<&'a str>,
+    /// Actor's display name (JSON `actor.name`).
     pub actor_name: Option<&'a str>,
+    /// Actor's e-mail address (JSON `actor.email`).
     pub actor_email: Option<&'a str>,
+    /// Kind of object acted on (JSON `target.type`).
     pub target_type: Option<&'a str>,
+    /// Id of the object acted on (JSON `target.id`).
     pub target_id: Option<&'a str>,
+    /// Display name of the object acted on (JSON `target.name`).
     pub target_name: Option<&'a str>,
+    /// Client IP address (JSON `context.ip_address`).
     pub ip_address: Option<&'a str>,
+    /// Client User-Agent (JSON `context.user_agent`).
     pub user_agent: Option<&'a str>,
+    /// Correlation id of the request that caused the event (JSON `context.request_id`).
     pub request_id: Option<&'a str>,
+    /// Compact JSON of what changed, embedded verbatim by writers.
     pub changed_data: Option<&'a str>,
+    /// Compact JSON of any further details, embedded verbatim by writers.
     pub details: Option<&'a str>,
 }
 
@@ -75,22 +91,41 @@ impl<'a> Record<'a> {
 /// An event to insert. `id: None` lets the database assign the next id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewEvent {
+    /// Explicit id, 1 to
+    /// [`MAX_EXPLICIT_ID`](crate::audit::ingest::MAX_EXPLICIT_ID); `None`:
+    /// the database assigns the next one.
     pub id: Option<i64>,
+    /// Milliseconds since the Unix epoch, UTC.
     pub occurred_at: i64,
+    /// Tenant the event belongs to; must not be empty.
     pub organization_id: String,
+    /// Event category, e.g. `audit`; must not be empty.
     pub stream: String,
+    /// What happened, e.g. `user.login`; must not be empty.
     pub action: String,
+    /// Kind of actor (JSON `actor.type`), e.g. `user`.
     pub actor_type: Option<String>,
+    /// Actor's id (JSON `actor.id`).
     pub actor_id: Option<String>,
+    /// Actor's display name (JSON `actor.name`).
     pub actor_name: Option<String>,
+    /// Actor's e-mail address (JSON `actor.email`).
     pub actor_email: Option<String>,
+    /// Kind of object acted on (JSON `target.type`).
     pub target_type: Option<String>,
+    /// Id of the object acted on (JSON `target.id`).
     pub target_id: Option<String>,
+    /// Display name of the object acted on (JSON `target.name`).
     pub target_name: Option<String>,
+    /// Client IP address (JSON `context.ip_address`).
     pub ip_address: Option<String>,
+    /// Client User-Agent (JSON `context.user_agent`).
     pub user_agent: Option<String>,
+    /// Correlation id of the request that caused the event (JSON `context.request_id`).
     pub request_id: Option<String>,
+    /// What changed, as compact JSON text (must be valid JSON).
     pub changed_data: Option<String>,
+    /// Further details, as compact JSON text (must be valid JSON).
     pub details: Option<String>,
 }
 

@@ -18,7 +18,9 @@ pub const DEFAULT_BATCH: usize = 5_000;
 /// Position of the last row returned: the next page starts strictly after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Cursor {
+    /// `occurred_at` of that row, ms since the Unix epoch (UTC).
     pub occurred_at: i64,
+    /// Id of that row; breaks ties between rows of the same instant.
     pub id: i64,
 }
 

@@ -17,11 +17,15 @@ const SEED_BATCH: u64 = 20_000;
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct SeedSpec {
+    /// Number of events to generate.
     pub rows: u64,
+    /// Number of organizations (`org_1` … `org_N`) to spread them over; 0 counts as 1.
     pub orgs: u32,
+    /// Seed of the generator: the same spec always yields the same events.
     pub seed: u64,
     /// Start of the span, UTC milliseconds.
     pub start_ms: i64,
+    /// Length of the span in days (0 counts as 1); events are spread evenly over it.
     pub days: u32,
 }
 

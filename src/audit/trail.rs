@@ -10,9 +10,13 @@ use crate::audit::event::NewEvent;
 /// Who did it.
 #[derive(Debug, Clone, Default)]
 pub struct Actor {
+    /// Actor type recorded (`actor_type`): `user` or `system`.
     pub kind: String,
+    /// Actor id: the user's requester id, or a system label (`host`, `schedule:<name>`).
     pub id: Option<String>,
+    /// Display name of a user; `None` for the system.
     pub name: Option<String>,
+    /// E-mail address of a user; `None` for the system.
     pub email: Option<String>,
 }
 
@@ -22,6 +26,7 @@ pub struct Client {
     /// The peer address of the connection (a forwarding header is not
     /// trusted: anyone can send one).
     pub ip: Option<String>,
+    /// The client's `User-Agent` header, if it sent one.
     pub user_agent: Option<String>,
     /// The caller's `X-Request-Id`, to tie the event to their logs.
     pub request_id: Option<String>,
@@ -30,12 +35,17 @@ pub struct Client {
 /// One event of the engine's own.
 #[derive(Debug, Clone)]
 pub struct OwnEvent<'a> {
+    /// Organization the event is recorded in (the requester's).
     pub org: &'a str,
+    /// Event action, e.g. `audit_log.exported` or `audit_log.export_downloaded`.
     pub action: &'a str,
+    /// Who did it.
     pub actor: &'a Actor,
     /// The export job id, or the filter hash of a synchronous export.
     pub target_id: &'a str,
+    /// Where the request came from.
     pub client: &'a Client,
+    /// Event details, stored as JSON text in `details`.
     pub details: &'a Value,
 }
 

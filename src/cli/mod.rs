@@ -28,7 +28,9 @@ use crate::config::Config;
 /// A CLI failure: an exit code and a one-line reason.
 #[derive(Debug)]
 pub struct CliError {
+    /// Process exit code: 1 failure, [`EXIT_BAD_INPUT`], [`EXIT_NO_MATCH`].
     pub code: u8,
+    /// The reason, printed to stderr after `error: ` (or `warning: `).
     pub message: String,
 }
 
@@ -38,12 +40,14 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 pub const EXIT_NO_MATCH: u8 = 3;
 
 impl CliError {
+    /// Bad input (exit 2): the message names the flag or the input line.
     pub fn bad_input(message: impl Into<String>) -> Self {
         CliError {
             code: EXIT_BAD_INPUT,
             message: message.into(),
         }
     }
+    /// Any other failure (exit 1): I/O, database, network.
     pub fn failure(message: impl Into<String>) -> Self {
         CliError {
             code: 1,
@@ -140,6 +144,7 @@ impl From<rusqlite::Error> for CliError {
     }
 }
 
+/// The `audit-export` command line: global options and one subcommand.
 #[derive(Debug, Parser)]
 #[command(
     name = "audit-export",
@@ -177,6 +182,7 @@ pub struct Cli {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -184,10 +190,15 @@ pub struct Cli {
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    // Variant docs as `#[doc = concat!(..)]`: clap ignores them there, while
+    // a `///` would become the value's help and change every `--help`.
+    #[doc = concat!("Human-readable text lines.")]
     Text,
+    #[doc = concat!("One JSON object per line, for log shippers.")]
     Json,
 }
 
+/// The subcommands of `audit-export`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Ingest audit events from a JSONL or raw-layout CSV file.

@@ -24,14 +24,23 @@ pub use show::{show, Source};
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// `[export]`: range limit, batch size, threads of an export.
     pub export: ExportConfig,
+    /// `[jobs]`: background export jobs (parallelism, leases, retries, TTLs).
     pub jobs: crate::jobs::JobsConfig,
+    /// `[storage]`: where stored export files go (local disk or S3).
     pub storage: crate::storage::StorageConfig,
+    /// `[http]`: the API server.
     pub http: HttpConfig,
+    /// `[notify]`: e-mail sender, recipient rules, outbox delivery.
     pub notify: crate::notify::NotifyConfig,
+    /// `[smtp]`: the mail server; none means `.eml` files.
     pub smtp: crate::notify::SmtpConfig,
+    /// `[schedules]`: scheduled exports.
     pub schedules: SchedulesConfig,
+    /// `[redaction]`: keys redacted besides the built-in ones.
     pub redaction: crate::format::RedactionConfig,
+    /// `[signing]`: the manifest signing keys.
     pub signing: crate::manifest::keys::SigningConfig,
 }
 
@@ -162,17 +171,33 @@ impl ExportConfig {
     }
 }
 
+/// Why the settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
+        /// The file's path.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// The file is not TOML, or has an unknown key or a value of the wrong type.
     #[error("config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The file's path.
+        path: PathBuf,
+        /// The parser's message, on one line.
+        message: String,
+    },
+    /// An `AUDIT_EXPORT_*` variable names no setting or has a bad value.
     #[error("environment variable {name}: {message}")]
-    Env { name: String, message: String },
+    Env {
+        /// The variable's name.
+        name: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// File name looked for in the working directory.

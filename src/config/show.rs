@@ -12,8 +12,11 @@ use super::{env_setting, Config, ConfigError};
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
+    /// The built-in default.
     Default,
+    /// The config file, by its path.
     File(String),
+    /// An environment variable, by its name.
     Env(String),
 }
 

@@ -119,8 +119,11 @@ pub fn before_upgrade(
 /// What [`backup_to`] copied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Copied {
+    /// Where the copy was written.
     pub path: PathBuf,
+    /// The copy's schema version (`PRAGMA user_version`).
     pub version: i64,
+    /// Size of the copy in bytes (0 if it could not be read back).
     pub bytes: u64,
 }
 

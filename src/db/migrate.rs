@@ -112,7 +112,14 @@ pub enum Migrated {
     /// Already at the current version.
     Current,
     /// Upgraded through the steps after `from`, a backup taken first.
-    Upgraded { from: i64, to: i64, backup: PathBuf },
+    Upgraded {
+        /// The schema version found.
+        from: i64,
+        /// The schema version reached, [`SCHEMA_VERSION`].
+        to: i64,
+        /// The backup taken before the first step.
+        backup: PathBuf,
+    },
 }
 
 /// Brings the database to [`SCHEMA_VERSION`]; see the module doc.

@@ -26,23 +26,37 @@ pub const BACKUP_DIR: &str = "backups";
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why the database could not be opened, migrated, backed up or restored.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
+    /// SQLite refused an operation.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The data directory could not be created.
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
+        /// The data directory's path.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// There is no database file at this path (and none may be created here).
     #[error("no database at {0} (ingest or seed events first, or check --data-dir)")]
     Missing(PathBuf),
+    /// The database was written by a newer audit-export.
     #[error(
         "database schema version {found} is newer than this binary supports ({supported}); upgrade audit-export"
     )]
-    TooNew { found: i64, supported: i64 },
+    TooNew {
+        /// The database's schema version (`PRAGMA user_version`).
+        found: i64,
+        /// The newest version this binary knows, [`SCHEMA_VERSION`].
+        supported: i64,
+    },
+    /// The file at this path has tables but no schema version: another application's.
     #[error("{0} is not an audit-export database (it has tables but no schema version)")]
     Foreign(PathBuf),
+    /// A backup, a restore or the data directory's lock failed; the message says which.
     #[error("backup: {0}")]
     Backup(String),
     /// A migration step failed; nothing of the upgrade was kept.
@@ -52,10 +66,15 @@ pub enum DbError {
         backup.as_ref().map(|b| format!("; a backup taken before the upgrade is at {}", b.display())).unwrap_or_default()
     )]
     Migration {
+        /// The schema version the database was, and still is, at.
         from: i64,
+        /// The version the failing step would have reached.
         step: i64,
+        /// What that step changes (or `foreign key check`).
         what: &'static str,
+        /// The SQLite error that stopped it.
         source: rusqlite::Error,
+        /// The backup taken before the upgrade, if one was.
         backup: Option<PathBuf>,
     },
 }

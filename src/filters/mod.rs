@@ -46,24 +46,38 @@ impl Default for Limits {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterInput {
+    /// The organization to scan (required; for a user, their own when left out).
     pub organization: Option<String>,
+    /// Start of the range (required): a date (its midnight UTC) or an RFC
+    /// 3339 instant, inclusive.
     pub from: Option<String>,
+    /// End of the range (required): a date (that whole day included) or an
+    /// RFC 3339 instant (that millisecond included).
     pub to: Option<String>,
+    /// Actor ids, or e-mails matched ignoring ASCII case; any of them matches.
     #[serde(default)]
     pub actors: Vec<String>,
+    /// Action names, or prefixes written `user.*`; any of them matches.
     #[serde(default)]
     pub actions: Vec<String>,
+    /// Only events whose target is of this type.
     pub target_type: Option<String>,
+    /// Only events about this target id (needs `target_type`).
     pub target_id: Option<String>,
+    /// Only events of these streams; any of them matches.
     #[serde(default)]
     pub streams: Vec<String>,
+    /// Free text: the event id exactly, or a case-insensitive substring of
+    /// action, actor, target, request id or details.
     pub q: Option<String>,
 }
 
 /// An action filter: an exact name, or a prefix written `user.*`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ActionPattern {
+    /// This action name exactly.
     Exact(String),
+    /// Actions starting with this text (case-sensitive), stored without the `*`.
     Prefix(String),
 }
 
@@ -104,6 +118,7 @@ impl ActionPattern {
 /// [`Filters::from_canonical_json`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filters {
+    /// The one organization scanned, trimmed.
     pub organization: String,
     /// Inclusive start, UTC milliseconds.
     pub from_ms: i64,
@@ -113,7 +128,9 @@ pub struct Filters {
     pub actors: Vec<String>,
     /// Sorted, deduplicated.
     pub actions: Vec<ActionPattern>,
+    /// Exact target type, trimmed; `None`: any.
     pub target_type: Option<String>,
+    /// Exact target id, trimmed (only with `target_type`); `None`: any.
     pub target_id: Option<String>,
     /// Sorted, deduplicated.
     pub streams: Vec<String>,

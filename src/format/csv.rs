@@ -26,6 +26,7 @@ pub enum CsvProfile {
 }
 
 impl CsvProfile {
+    /// The profile's name: `raw` or `readable`.
     pub fn as_str(self) -> &'static str {
         match self {
             CsvProfile::Raw => "raw",
@@ -33,6 +34,8 @@ impl CsvProfile {
         }
     }
 
+    /// A profile by name (surrounding space ignored); another name is an
+    /// `invalid_csv_options` error about `csv.profile`.
     pub fn parse(s: &str) -> Result<CsvProfile, OptionError> {
         match s.trim() {
             "raw" => Ok(CsvProfile::Raw),
@@ -98,6 +101,7 @@ impl Fields {
         &self.idx[..self.len as usize]
     }
 
+    /// The chosen columns' names, in order.
     pub fn names(&self) -> Vec<&'static str> {
         self.indexes()
             .iter()
@@ -113,6 +117,7 @@ pub struct CsvOptions {
     pub bom: bool,
     /// Prefix formula-like cells with `'`.
     pub formula_guard: bool,
+    /// Which columns: the raw stored ones or the readable ones.
     pub profile: CsvProfile,
     /// Raw profile: these columns only, in this order.
     pub fields: Option<Fields>,

@@ -40,8 +40,16 @@ crate::util::text_enum! {
     /// An output format.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
     pub enum Format ("format") {
+        // Variant docs as `#[doc = concat!(..)]`: clap ignores them there, while
+        // a `///` would become the value's help and change the `--help` output.
+        #[doc = concat!("CSV (RFC 4180), in the raw or the readable profile (`text/csv`).")]
         Csv = "csv",
+        #[doc = concat!("One JSON array of events (`application/json`).")]
         Json = "json",
+        #[doc = concat!(
+            "JSON Lines: one event object per line (`application/x-ndjson`); ",
+            "also accepted as `ndjson`."
+        )]
         #[value(alias = "ndjson")]
         Jsonl = "jsonl",
     }
@@ -83,6 +91,7 @@ impl Format {
 /// zone of timestamps, redaction.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ExportOptions {
+    /// CSV settings; must stay at their defaults for JSON and JSONL.
     pub csv: CsvOptions,
     /// IANA zone timestamps are rendered in (with their offset); `None`:
     /// UTC with `Z`.
@@ -109,6 +118,7 @@ pub struct OptionError {
     pub code: &'static str,
     /// The option it is about (`timezone`, `csv.fields`, `csv.profile`).
     pub field: &'static str,
+    /// One-line explanation for people.
     pub message: String,
 }
 
@@ -210,7 +220,9 @@ impl Default for StoredOptions {
 /// Encodes records in one format with one set of options.
 #[derive(Debug, Clone)]
 pub struct Encoder {
+    /// The format written.
     pub format: Format,
+    /// The options it writes with (CSV settings, time zone, redaction).
     pub opts: ExportOptions,
     zone: Zone,
     redactor: Option<Arc<Redactor>>,

@@ -109,14 +109,22 @@ pub fn members(json: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
 /// What a raw value is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// `null`.
     Null,
+    /// `true` or `false`.
     Bool,
+    /// A number.
     Number,
+    /// A string (still quoted and escaped in the raw text).
     String,
+    /// An array `[...]`.
     Array,
+    /// An object `{...}`.
     Object,
 }
 
+/// The kind of the valid JSON value `raw` (no leading white space), told by
+/// its first byte; empty text counts as null.
 pub fn kind(raw: &str) -> Kind {
     match raw.as_bytes().first() {
         Some(b'"') => Kind::String,

@@ -14,6 +14,9 @@ use crate::users::Role;
 /// Most errors listed in one 422 answer.
 const MAX_ERRORS: usize = 100;
 
+/// `POST /api/v1/audit-logs` (admin): ingests a JSON array or JSONL body of
+/// events into the caller's organization; all or nothing (`422` listing the bad
+/// events), `201` with the new ids; an `Idempotency-Key` replays the first answer.
 pub fn ingest(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.user()?;
     if user.role != Role::Admin {
@@ -168,6 +171,9 @@ pub fn ingest(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     }
 }
 
+/// `GET /api/v1/audit-logs`: one page of the caller's organization's events
+/// matching the query's filters, with `next_cursor` for the next page
+/// (`limit` 1 to 1000, default 100).
 pub fn view(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.user()?;
     let mut input = FilterInput::default();

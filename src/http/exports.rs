@@ -14,6 +14,8 @@ use crate::format::Encoder;
 use crate::jobs::store::CreateOutcome;
 use crate::users::Requester;
 
+/// `POST /api/v1/exports/estimate` (exporters): how many events match, the mode
+/// `auto` would pick, and how long a download link lives.
 pub fn estimate(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.exporter()?;
     let body = ctx.body(ctx.state.cfg().http.max_body_bytes)?;
@@ -33,6 +35,8 @@ pub fn estimate(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     ))
 }
 
+/// `POST /api/v1/exports`: the file at once (`sync`, or `auto` below
+/// `http.sync_threshold` rows), else a queued job answered `202`.
 pub fn create(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.user()?;
     let state = ctx.state;
@@ -163,6 +167,8 @@ fn path_id(ctx: &Ctx<'_>) -> String {
     ctx.id.clone().unwrap_or_default()
 }
 
+/// `GET /api/v1/exports`: the caller's visible jobs, newest first (`limit`,
+/// default 50, at most 500); non-admins see only their own.
 pub fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let who = caller(ctx, false)?;
     let limit = super::util::limit(ctx.param("limit")?, 50, 500)?;
@@ -172,6 +178,7 @@ pub fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     Ok(json(200, &json!({"data": data})))
 }
 
+/// `GET /api/v1/exports/{id}`: one visible job (another organization's is a `404`).
 pub fn show(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let who = caller(ctx, false)?;
     let svc = &ctx.state.svc;
@@ -179,6 +186,8 @@ pub fn show(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     Ok(json(200, &svc.job_view(&job)))
 }
 
+/// `DELETE /api/v1/exports/{id}` (exporters): cancels the job, at once or at its
+/// worker's next batch.
 pub fn cancel(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let who = caller(ctx, true)?;
     let svc = &ctx.state.svc;
@@ -186,6 +195,8 @@ pub fn cancel(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     Ok(json(200, &svc.job_view(r.job())))
 }
 
+/// `POST /api/v1/exports/{id}/restart` (exporters): restarts the job from
+/// scratch; `202` with the job.
 pub fn restart(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let who = caller(ctx, true)?;
     let svc = &ctx.state.svc;

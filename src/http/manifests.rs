@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::routes::{json, Ctx, Reply};
 
+/// `GET /api/v1/manifests` (exporters): the organization's signed manifests,
+/// oldest first, paged by sequence (`limit` default 100, at most 1000; `cursor`).
 pub fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.exporter()?;
     let limit = super::util::limit(ctx.param("limit")?, 100, 1000)?;
@@ -40,6 +42,8 @@ pub fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     Ok(json(200, &json!({"data": data, "next_cursor": next})))
 }
 
+/// `GET /api/v1/signing-key`: the active key id and every public key manifests
+/// verify with (rotated-out keys included).
 pub fn signing_key(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let keys = ctx.state.svc.runner.keys();
     Ok(json(

@@ -8,6 +8,8 @@ use super::routes::{boxed, Ctx, Reply};
 use super::util::header;
 use crate::mcp::Caller;
 
+/// `POST /mcp`: authenticates the bearer token (a `401` with
+/// `WWW-Authenticate: Bearer` otherwise), then hands the request to the MCP endpoint.
 pub fn post(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = match ctx.user() {
         Ok(u) => u,

@@ -22,6 +22,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts one answered request by HTTP status.
     pub fn request(&self, status: u16) {
         *self
             .requests
@@ -30,12 +31,15 @@ impl Metrics {
             .entry(status)
             .or_default() += 1;
     }
+    /// Adds `n` rows exported by a synchronous export.
     pub fn add_sync_rows(&self, n: u64) {
         self.sync_rows.fetch_add(n, Ordering::Relaxed);
     }
+    /// Counts one file download.
     pub fn download(&self) {
         self.downloads.fetch_add(1, Ordering::Relaxed);
     }
+    /// Counts one failed authentication: `missing` when no token was sent, else refused.
     pub fn auth_failure(&self, missing: bool) {
         let c = if missing {
             &self.auth_missing
@@ -68,6 +72,8 @@ fn check_token(ctx: &Ctx<'_>) -> Result<(), ApiError> {
     }
 }
 
+/// `GET /metrics`: Prometheus text; needs `Authorization: Bearer` with
+/// `[http] metrics_token` when that is set.
 pub fn render(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     check_token(ctx)?;
     let mut out = String::new();

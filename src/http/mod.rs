@@ -44,9 +44,13 @@ use crate::service::Service;
 
 /// Everything request threads share.
 pub struct AppState {
+    /// The operations every route calls.
     pub svc: Arc<Service>,
+    /// The scheduled exports, for the schedule routes.
     pub schedules: Arc<crate::schedules::Schedules>,
+    /// The runtime request threads hand async work to (storage reads for downloads).
     pub rt: tokio::runtime::Handle,
+    /// This process's counters, rendered by `GET /metrics`.
     pub metrics: metrics::Metrics,
     /// `POST /mcp`.
     pub mcp: crate::mcp::http::McpEndpoint,
@@ -142,6 +146,7 @@ impl AppState {
 
 /// A running server: its bound address and request threads.
 pub struct Server {
+    /// The address the listener is bound to (the actual port when `:0` was asked for).
     pub addr: std::net::SocketAddr,
     /// The base of links this server hands out.
     pub public_url: String,
@@ -161,6 +166,8 @@ pub struct Stopper {
 }
 
 impl Stopper {
+    /// Closes the listener and wakes every request thread so it exits after the
+    /// requests already received.
     pub fn stop(&self) {
         self.server.close();
         for _ in 0..self.workers {

@@ -6,6 +6,9 @@ use super::error::ApiError;
 use super::routes::{json, Ctx, Reply};
 use crate::notify::inapp;
 
+/// `GET /api/v1/notifications`: the caller's in-app notices (unread first,
+/// `limit` default 50, at most 200, `cursor`), with signed download links
+/// instead of storage keys, and the unread count.
 pub fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.user()?;
     let limit = super::util::limit(ctx.param("limit")?, 50, 200)?;
@@ -50,6 +53,8 @@ pub fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     ))
 }
 
+/// `POST /api/v1/notifications/{id}/read`: marks one of the caller's notices
+/// read; `404` if it is not theirs.
 pub fn read(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.user()?;
     let id: i64 = ctx
@@ -63,6 +68,8 @@ pub fn read(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     Ok(json(200, &json!({"id": id, "read": true})))
 }
 
+/// `POST /api/v1/notifications/read-all`: marks all the caller's notices read;
+/// answers how many changed.
 pub fn read_all(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.user()?;
     let n = inapp::mark_all_read(ctx.conn, user.id, ctx.state.svc.now_ms())?;

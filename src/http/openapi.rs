@@ -15,6 +15,8 @@ fn id_param() -> Value {
     json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}])
 }
 
+/// The OpenAPI 3.1 document served at `GET /api/v1/openapi.json`, one
+/// operation per entry of `ROUTES`.
 pub fn document() -> Value {
     let auth = json!([{"bearer": []}]);
     let job = json!({"$ref": "#/components/schemas/Job"});

@@ -45,6 +45,8 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// What a handler returns: a response of any body type, boxed.
 pub type Reply = tiny_http::Response<Box<dyn std::io::Read + Send>>;
 
+/// Boxes a response's body into a [`Reply`]; a known length is always sent as
+/// `Content-Length`, never chunked.
 pub fn boxed<R: std::io::Read + Send + 'static>(r: tiny_http::Response<R>) -> Reply {
     let status = r.status_code();
     let headers = r.headers().to_vec();
@@ -61,19 +63,25 @@ pub fn boxed<R: std::io::Read + Send + 'static>(r: tiny_http::Response<R>) -> Re
     .with_chunked_threshold(usize::MAX)
 }
 
+/// A JSON response with `status`.
 pub fn json(status: u16, v: &serde_json::Value) -> Reply {
     boxed(json_response(status, v))
 }
 
 /// A request, as handlers see it.
 pub struct Ctx<'a> {
+    /// What request threads share.
     pub state: &'a AppState,
+    /// This request thread's database connection.
     pub conn: &'a mut Connection,
     /// The request; a handler that answers on the raw socket itself (the
     /// streamed sync export) takes it, and then nothing else responds.
     pub req: Option<tiny_http::Request>,
+    /// The query string's `(name, value)` pairs, decoded, in order.
     pub query: Vec<(String, String)>,
+    /// The `{id}` or `{name}` segment of the path, if the route has one.
     pub id: Option<String>,
+    /// Where the request came from, for the audit trail.
     pub client: crate::audit::trail::Client,
 }
 
@@ -167,6 +175,7 @@ impl Ctx<'_> {
     }
 }
 
+/// The `400 duplicate_parameter` error for a query parameter given twice.
 pub fn duplicate_parameter(name: &str) -> ApiError {
     ApiError::bad_request(
         "duplicate_parameter",

@@ -51,12 +51,16 @@ fn listing(ctx: &mut Ctx<'_>, user: &User) -> Result<Value, ApiError> {
     Ok(json!({"data": data, "invalid": problems}))
 }
 
+/// `GET /api/v1/schedules` (exporters): the organization's schedules with their
+/// next fires and last runs; admins also get the files that failed to load.
 pub fn list(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = ctx.exporter()?;
     let body = listing(ctx, &user)?;
     Ok(json(200, &body))
 }
 
+/// `POST /api/v1/schedules/reload` (admin): rereads the schedule files, then
+/// lists as `GET` does, with the number loaded.
 pub fn reload(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = admin(ctx)?;
     let report = ctx.state.schedules.reload();
@@ -65,6 +69,8 @@ pub fn reload(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     Ok(json(200, &body))
 }
 
+/// `POST /api/v1/schedules/{name}/run` (admin): fires the organization's
+/// schedule now; `202` with the job.
 pub fn run(ctx: &mut Ctx<'_>) -> Result<Reply, ApiError> {
     let user = admin(ctx)?;
     let name = ctx.id.clone().unwrap_or_default();

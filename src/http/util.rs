@@ -96,6 +96,7 @@ pub fn json_response(status: u16, v: &Value) -> tiny_http::Response<std::io::Cur
         .with_header(header("Content-Type", "application/json"))
 }
 
+/// A response header; panics if `name` or `value` is not a valid header.
 pub fn header(name: &str, value: &str) -> tiny_http::Header {
     tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("valid header")
 }

@@ -13,14 +13,19 @@ use super::{remove_spool, Runner};
 /// What one clean-up pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CleanupCounts {
+    /// Jobs in progress past the job TTL, moved to `expired`.
     pub expired: usize,
+    /// Completed jobs past the download window, deleted with their files.
     pub deleted_completed: usize,
+    /// Failed and expired jobs past retention, deleted.
     pub deleted_final: usize,
+    /// Spool folders no job in progress owns, removed.
     pub orphan_spools: usize,
     /// Idempotency-Key answers past their day.
     pub idempotency_keys: usize,
     /// Unfinished local uploads a day old.
     pub stale_partials: usize,
+    /// Failures (logged; the pass went on and the next one retries).
     pub errors: usize,
 }
 

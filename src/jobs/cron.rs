@@ -14,6 +14,8 @@ use crate::time::Clock;
 pub struct Schedule(croner::Cron);
 
 impl Schedule {
+    /// Parses a 5-field crontab line or a nickname such as `@hourly`; the
+    /// error message quotes the line.
     pub fn parse(line: &str) -> Result<Schedule, String> {
         croner::Cron::from_str(line.trim())
             .map(Schedule)

@@ -72,18 +72,29 @@ pub async fn run_maintenance(runner: Arc<Runner>, shutdown: CancellationToken) {
 /// Errors of the jobs layer.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
+    /// The requester already has an identical export (same filters, format and
+    /// options) in progress.
     #[error("an identical export is already in progress (job {id}, created {created_at_text})")]
     DuplicateExport {
+        /// The job in progress.
         id: String,
+        /// When it was created, ms since the Unix epoch.
         created_at: i64,
+        /// The same instant as RFC 3339, for the message.
         created_at_text: String,
     },
+    /// The requester already has `max_in_progress_per_requester` jobs in progress.
     #[error(
         "too many exports in progress for this requester (limit {limit}); wait for one to finish"
     )]
-    TooManyExports { limit: u32 },
+    TooManyExports {
+        /// The configured limit.
+        limit: u32,
+    },
+    /// No job has this id.
     #[error("no export job {0}")]
     NotFound(String),
+    /// The job (by id) has already ended, so it cannot be cancelled or restarted.
     #[error("job {0} is not in progress")]
     NotInProgress(String),
     /// A fenced write matched no row: another worker owns the job now, or
@@ -94,12 +105,17 @@ pub enum JobError {
     /// must link to it (the upload step runs again).
     #[error("organization {0}'s manifest chain moved on; the manifest is rebuilt")]
     ChainMoved(String),
+    /// The state machine does not allow the event in the job's state.
     #[error(transparent)]
     InvalidTransition(#[from] state::InvalidTransition),
+    /// A stored job could not be used, or a database task died (panicked or
+    /// was cancelled); the text says what.
     #[error("stored job is corrupt: {0}")]
     Corrupt(String),
+    /// The database could not be opened.
     #[error(transparent)]
     Open(Box<crate::db::DbError>),
+    /// SQLite refused a read or a write.
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
 }
@@ -143,6 +159,7 @@ pub struct JobsConfig {
     pub rows_per_second: u64,
     /// `auto` (compress above `compress_threshold_bytes`), `always`, `never`.
     pub compress: Compress,
+    /// With `auto`, files larger than this many bytes are stored compressed.
     pub compress_threshold_bytes: u64,
     /// Clean-up cron (5-field crontab, UTC); also runs at start.
     pub cleanup_schedule: String,
@@ -198,7 +215,11 @@ crate::util::text_enum! {
     pub enum Compress ("compress policy") {
         /// Compress above `compress_threshold_bytes`.
         Auto = "auto",
+        // Variant docs as `#[doc = concat!(..)]`: clap ignores them there, while
+        // a `///` would become the value's help and change the `--help` output.
+        #[doc = concat!("Always store a zip, whatever the size.")]
         Always = "always",
+        #[doc = concat!("Never compress: store the plain file.")]
         Never = "never",
     }
 }

@@ -16,13 +16,17 @@ use crate::time::Clock;
 
 /// Everything the scheduler, the steps and the maintenance services share.
 pub struct Runner {
+    /// The data directory (database, `spool/`, local exports).
     pub data_dir: PathBuf,
+    /// `[jobs]` settings.
     pub cfg: JobsConfig,
     /// Rows per keyset page.
     pub batch: usize,
     /// Threads one export scans with (`[export] threads`).
     pub threads: usize,
+    /// Where export files are stored.
     pub storage: Storage,
+    /// The clock leases, backoffs and TTLs are measured on.
     pub clock: Clock,
     /// This process's lease owner name (`host:pid:random`).
     pub owner: String,
@@ -161,10 +165,12 @@ impl Runner {
             .map_err(|e| JobError::Corrupt(format!("database task failed: {e}")))?
     }
 
+    /// The current time on the runner's clock, ms since the Unix epoch.
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
 
+    /// How long a lease lasts without a checkpoint, in ms (`lease_secs`).
     pub fn lease_ms(&self) -> i64 {
         (self.cfg.lease_secs * 1000) as i64
     }

@@ -51,7 +51,10 @@ pub enum JobEvent {
     /// The file is in storage.
     Stored,
     /// A step failed; `retryable` says whether trying again can help.
-    StepFailed { retryable: bool },
+    StepFailed {
+        /// Whether another attempt may succeed (e.g. storage unreachable).
+        retryable: bool,
+    },
     /// A user cancelled the job.
     Cancel,
     /// A user asked to start over.
@@ -61,6 +64,7 @@ pub enum JobEvent {
 }
 
 impl JobEvent {
+    /// Every event, `StepFailed` both retryable and not, in declaration order.
     pub const ALL: [JobEvent; 8] = [
         JobEvent::SpoolComplete,
         JobEvent::NoRecords,
@@ -72,6 +76,7 @@ impl JobEvent {
         JobEvent::TtlExceeded,
     ];
 
+    /// The event's name in logs, history rows and errors, e.g. `spool_complete`.
     pub fn name(self) -> &'static str {
         match self {
             JobEvent::SpoolComplete => "spool_complete",
@@ -86,7 +91,6 @@ impl JobEvent {
     }
 }
 
-/// What to do with a job.
 /// A user's pending cancel or restart outranks a step's own result: the
 /// step may have finished (even stored its file), but the user no longer
 /// wants what it produced. Requests and expiry pass through unchanged.
@@ -104,6 +108,7 @@ pub fn with_pending_request(event: JobEvent, cancel: bool, restart: bool) -> Job
 /// ([`crate::jobs::Runner::apply_effects`]) by whoever made the change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Effects {
+    /// Work files to remove.
     pub cleanup: Cleanup,
     /// The job is runnable now: wake the scheduler.
     pub wake: bool,
@@ -115,6 +120,7 @@ pub struct Effects {
 /// Work files to remove after a transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cleanup {
+    /// Nothing to remove.
     None,
     /// The job's spool folder.
     Spool,
@@ -140,12 +146,14 @@ impl Effects {
 /// What to do with a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
+    /// The state the job moves to (its current one for a retry).
     pub to: JobState,
     /// Stay in the state and try again later (attempt + 1, backoff).
     pub retry: bool,
     /// Drop the checkpoint and start over (the next export step replaces
     /// the spool itself).
     pub clear_checkpoint: bool,
+    /// What to do once the transition has committed.
     pub effects: Effects,
 }
 
@@ -164,7 +172,9 @@ impl Decision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("event {} is not valid in state {state}", event.name())]
 pub struct InvalidTransition {
+    /// The job's state.
     pub state: JobState,
+    /// The event that is not valid in it.
     pub event: JobEvent,
 }
 

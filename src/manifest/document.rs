@@ -15,19 +15,28 @@ pub const VERSION: u32 = 1;
 /// An event named by the manifest (first and last exported).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventRef {
+    /// The event's id.
     pub id: i64,
+    /// Its time, RFC 3339 UTC with milliseconds.
     pub occurred_at: String,
 }
 
 /// How the data was written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Options {
+    /// CSV: the file starts with a UTF-8 byte order mark.
     pub bom: bool,
+    /// CSV: formula-like cells are prefixed with `'`.
     pub formula_guard: bool,
+    /// CSV profile: `raw` or `readable`.
     pub profile: String,
+    /// Raw CSV columns chosen, in order; `None`: all of them.
     pub fields: Option<Vec<String>>,
+    /// IANA zone timestamps are rendered in; `None`: UTC.
     pub timezone: Option<String>,
+    /// Sensitive values were redacted.
     pub redacted: bool,
+    /// The stored file is a zip.
     pub compressed: bool,
 }
 
@@ -38,13 +47,16 @@ pub struct FileRef {
     pub name: String,
     /// In a zip, the name of the data entry (what sha256 and size are of).
     pub entry: Option<String>,
+    /// SHA-256 (hex) of the data: the zip entry when zipped, else the file.
     pub sha256: String,
+    /// Size of the data in bytes (uncompressed when zipped).
     pub size: u64,
 }
 
 /// The link to the organization's previous manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Previous {
+    /// The previous manifest's sequence number.
     pub sequence: u64,
     /// SHA-256 of the previous manifest document (signature included).
     pub sha256: String,
@@ -54,23 +66,40 @@ pub struct Previous {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// The manifest format's version, [`VERSION`].
     pub version: u32,
+    /// What wrote it: `audit-export <version>`.
     pub engine: String,
+    /// The organization whose events were exported (and whose chain this is).
     pub organization: String,
+    /// The export job.
     pub job_id: String,
+    /// Who asked: `user:<id>` or a system label.
     pub requester: String,
+    /// Output format: `csv`, `json` or `jsonl`.
     pub format: String,
+    /// How the data was written.
     pub options: Options,
+    /// The job's canonical filters, as JSON.
     pub filters: Value,
+    /// SHA-256 (hex) of the canonical filters.
     pub filter_hash: String,
+    /// When the export was requested, RFC 3339 UTC (a resumed job signs the
+    /// same bytes).
     pub generated_at: String,
+    /// Records in the data.
     pub record_count: u64,
+    /// The first event exported; `None` if there is none.
     pub first: Option<EventRef>,
+    /// The last event exported; `None` if there is none.
     pub last: Option<EventRef>,
+    /// The data vouched for.
     pub file: FileRef,
     /// 1 for the organization's first manifest, then +1 each.
     pub sequence: u64,
+    /// The organization's previous manifest; `None` for the first.
     pub previous: Option<Previous>,
+    /// Id of the signing key (see `GET /api/v1/signing-key`).
     pub key_id: String,
 }
 
@@ -113,6 +142,7 @@ impl Manifest {
 /// A signed manifest: the document stored, served and verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signed {
+    /// The document signed.
     pub manifest: Manifest,
     /// Ed25519 signature, hex.
     pub signature: String,

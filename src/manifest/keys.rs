@@ -19,10 +19,18 @@ pub struct SigningConfig {
     pub key_file: Option<String>,
 }
 
+/// Why the signing keys could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// A key file cannot be read or is not a PKCS#8 Ed25519 key.
     #[error("signing key {path}: {message}")]
-    File { path: PathBuf, message: String },
+    File {
+        /// The key file's path.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The keys folder could not be read or written.
     #[error("signing keys: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -30,7 +38,9 @@ pub enum KeyError {
 /// A public key and its id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PublicKey {
+    /// `ed25519:` and the first 16 hex digits of the key's SHA-256 (see [`key_id`]).
     pub key_id: String,
+    /// Always `Ed25519`.
     pub algorithm: &'static str,
     /// The 32-byte Ed25519 public key, hex.
     pub public_key: String,

@@ -49,11 +49,17 @@ pub fn insert_if_next(
 /// One stored manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
+    /// Position in the organization's chain, from 1.
     pub sequence: u64,
+    /// The export job it describes.
     pub job_id: String,
+    /// SHA-256 (hex) of the document, what the next manifest links to.
     pub sha256: String,
+    /// Id of the key that signed it.
     pub key_id: String,
+    /// The signed document, canonical JSON.
     pub document: String,
+    /// When it was stored (ms since the Unix epoch).
     pub created_at: i64,
 }
 

@@ -15,8 +15,9 @@ use std::path::Path;
 use super::document::{Signed, Unreadable};
 use super::keys::PublicKey;
 
-/// The name of the manifest inside a zip, and the suffix beside a file.
+/// The name of the manifest inside a zip.
 pub const IN_ZIP: &str = "manifest.json";
+/// The suffix of the manifest stored beside a plain file (`<file>.manifest.json`).
 pub const SUFFIX: &str = ".manifest.json";
 
 /// What verifying a file found.
@@ -26,10 +27,12 @@ pub struct Verdict {
     pub failures: Vec<&'static str>,
     /// What was measured, for the one-line report.
     pub detail: String,
+    /// The manifest checked against, once it could be read.
     pub manifest: Option<Signed>,
 }
 
 impl Verdict {
+    /// No check failed.
     pub fn valid(&self) -> bool {
         self.failures.is_empty()
     }
@@ -38,10 +41,13 @@ impl Verdict {
 /// Why a file could not be checked at all.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
+    /// The file (by path) could not be read.
     #[error("cannot read {0}: {1}")]
     Read(String, std::io::Error),
+    /// No manifest was found: neither in the zip nor beside the file (says where it looked).
     #[error("no manifest: {0}")]
     NoManifest(String),
+    /// The manifest is not a manifest document.
     #[error("{0}")]
     Unreadable(#[from] Unreadable),
 }
@@ -393,6 +399,7 @@ fn judge(
 /// What verifying a chain found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainVerdict {
+    /// How many manifests were checked.
     pub manifests: usize,
     /// The first gap or break, if any.
     pub problem: Option<String>,

@@ -23,12 +23,17 @@ pub struct McpEndpoint {
 
 /// An answer to send back.
 pub struct Answer {
+    /// HTTP status code.
     pub status: u16,
+    /// Response headers, `(name, value)`, in order.
     pub headers: Vec<(String, String)>,
+    /// The whole response body.
     pub body: Vec<u8>,
 }
 
 impl McpEndpoint {
+    /// A stateless endpoint over `svc`: no sessions, JSON answers, bodies up
+    /// to `max_body_bytes`, cross-origin calls refused; stops on `shutdown`.
     pub fn new(
         svc: Arc<Service>,
         max_body_bytes: usize,

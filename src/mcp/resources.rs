@@ -3,7 +3,9 @@
 
 use rmcp::model::Resource;
 
+/// URI of the resource describing the `filters` object (Markdown).
 pub const FILTERS_URI: &str = "audit-export://filters";
+/// URI of the JSON Schema of an event, as exported and ingested.
 pub const EVENT_URI: &str = "audit-export://event-schema";
 
 const FILTERS: &str = r#"# Filters

@@ -29,7 +29,10 @@ const SYNC_WAIT: Duration = Duration::from_secs(60);
 /// Who is calling, and from where (for the audit trail).
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// The user whose token authenticated the call; tools act with their
+    /// organization and role.
     pub user: User,
+    /// Where the call came from, recorded in audit events.
     pub client: Client,
 }
 

@@ -47,10 +47,13 @@ pub struct Delivery {
     pub wake: Arc<Notify>,
 }
 
+/// Why delivery could not be set up or a pass could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
+    /// A bad `[notify]` or `[smtp]` setting, or the outbox folder cannot be created.
     #[error("notify configuration: {0}")]
     Config(String),
+    /// The outbox could not be read or updated.
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
 }
@@ -58,11 +61,15 @@ pub enum DeliveryError {
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeliveryCounts {
+    /// Messages sent (or written as `.eml` files).
     pub sent: usize,
+    /// Attempts that failed; those messages are retried after a backoff.
     pub failed: usize,
 }
 
 impl Delivery {
+    /// The delivery service: SMTP when `[smtp] host` is set, else `.eml`
+    /// files in `<data_dir>/outbox/`; `wake` is notified when a job ends.
     pub fn new(
         data_dir: &std::path::Path,
         cfg: NotifyConfig,

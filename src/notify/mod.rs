@@ -53,12 +53,15 @@ impl Default for NotifyConfig {
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmtpConfig {
+    /// SMTP server host name; `None`: no SMTP, messages become `.eml` files.
     pub host: Option<String>,
     /// Default: 587 for starttls, 465 for tls, 25 for none.
     pub port: Option<u16>,
     /// `starttls` (default), `tls` or `none`.
     pub security: SmtpSecurity,
+    /// Login user name; the client logs in only when both it and `password` are set.
     pub username: Option<String>,
+    /// Login password, used together with `username`.
     pub password: Option<String>,
     /// Give up one send after this many seconds.
     pub timeout_secs: u64,
@@ -77,11 +80,15 @@ impl Default for SmtpConfig {
     }
 }
 
+/// How the SMTP connection is secured (`[smtp] security`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which is required (default port 587).
     Starttls,
+    /// TLS from the first byte, "SMTPS" (default port 465).
     Tls,
+    /// No encryption (default port 25).
     None,
 }
 
@@ -89,14 +96,19 @@ crate::util::text_enum! {
     /// What a notification is about.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Kind ("notification kind") {
+        /// The job completed with a file to download.
         Completed = "export_completed",
+        /// The job failed (attempts exhausted, a fatal error, or cancelled).
         Failed = "export_failed",
+        /// The job stayed in progress past the job TTL and was expired.
         Expired = "export_expired",
+        /// The job completed but no event matched: there is no file.
         NoResults = "export_no_results",
     }
 }
 
 impl Kind {
+    /// The kind stored under this name (e.g. `export_completed`), if any.
     pub fn parse(s: &str) -> Option<Kind> {
         s.parse().ok()
     }
@@ -107,11 +119,16 @@ impl Kind {
 /// the messages are rendered from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
+    /// How the job ended.
     pub kind: Kind,
+    /// The job announced.
     pub job_id: String,
     /// The requesting user, when a user asked (in-app notice).
     pub user_id: Option<i64>,
+    /// E-mail addresses of the job's `email_to`, one outbox row each.
     pub recipients: Vec<String>,
+    /// The job snapshot as JSON text (id, organization, format, filters,
+    /// record count, file, error), stored with the notice and outbox rows.
     pub payload: String,
 }
 

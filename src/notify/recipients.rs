@@ -13,16 +13,22 @@ use crate::users::{find_by_email, User};
 /// Most recipients one export may name.
 pub const MAX_RECIPIENTS: usize = 20;
 
+/// Why a recipient list was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum RecipientError {
+    /// This text is not an e-mail address.
     #[error("{0:?} is not an e-mail address")]
     Invalid(String),
+    /// More than [`MAX_RECIPIENTS`] addresses.
     #[error("at most {MAX_RECIPIENTS} recipients")]
     TooMany,
+    /// This address is neither a verified user of the organization nor in
+    /// one of its allowed recipient domains.
     #[error(
         "{0} is neither a verified user of the organization nor in an allowed recipient domain"
     )]
     Unverified(String),
+    /// Looking up users failed.
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
 }

@@ -10,8 +10,11 @@ use crate::links::Link;
 /// A rendered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
+    /// The subject line.
     pub subject: String,
+    /// The plain-text body.
     pub text: String,
+    /// The HTML body, values escaped.
     pub html: String,
 }
 

@@ -24,6 +24,8 @@ pub struct CronLine {
 }
 
 impl CronLine {
+    /// Parses a 5-field line or one of the nicknames (surrounding space
+    /// ignored); the error message quotes the line.
     pub fn parse(line: &str) -> Result<CronLine, String> {
         let text = line.trim();
         let fields = text.split_whitespace().count();
@@ -42,6 +44,7 @@ impl CronLine {
         })
     }
 
+    /// The line as written (trimmed).
     pub fn as_str(&self) -> &str {
         &self.text
     }
@@ -106,17 +109,25 @@ pub fn instant(tz: Tz, local: NaiveDateTime) -> Option<i64> {
 /// A period relative to the fire time, computed in the schedule's zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelativeRange {
+    /// The last complete local hour before the fire.
     PreviousHour,
+    /// The day before the fire's, local midnight to midnight.
     PreviousDay,
     /// The last complete week, Monday 00:00 to Monday 00:00.
     PreviousWeek,
+    /// The month before the fire's, from its first day 00:00 to the fire
+    /// month's first day 00:00.
     PreviousMonth,
+    /// The 24 hours (86,400,000 ms) up to the fire.
     Last24Hours,
+    /// From the same local time 7 days before, up to the fire.
     Last7Days,
+    /// From the same local time 30 days before, up to the fire.
     Last30Days,
 }
 
 impl RelativeRange {
+    /// Every range's name (as written in a schedule file), in declaration order.
     pub const NAMES: [&'static str; 7] = [
         "previous_hour",
         "previous_day",
@@ -127,6 +138,7 @@ impl RelativeRange {
         "last_30_days",
     ];
 
+    /// The range of this exact name, e.g. `previous_day`.
     pub fn parse(s: &str) -> Option<RelativeRange> {
         use RelativeRange::*;
         Some(match s {
@@ -141,6 +153,7 @@ impl RelativeRange {
         })
     }
 
+    /// The range's name, e.g. `previous_day`.
     pub fn as_str(self) -> &'static str {
         use RelativeRange::*;
         match self {

@@ -97,34 +97,51 @@ pub enum CatchUp {
 /// A valid schedule.
 #[derive(Debug, Clone)]
 pub struct ScheduleDef {
+    /// Unique name (`name`); jobs are requested as `schedule:<name>`.
     pub name: String,
+    /// The file it was read from.
     pub path: PathBuf,
+    /// When it fires (`schedule`), in the schedule's zone.
     pub cron: CronLine,
+    /// IANA zone of fire times and periods (`timezone`, default UTC).
     pub tz: Tz,
+    /// The organization exported.
     pub organization: String,
+    /// The period each fire exports, relative to the fire time.
     pub range: RelativeRange,
+    /// Output format (default CSV).
     pub format: Format,
     /// CSV options, redaction; timestamps in the schedule's zone.
     pub options: ExportOptions,
+    /// Compression policy; `None`: `[jobs] compress`.
     pub compress: Option<Compress>,
     /// Filters without organization and dates (the fire adds them).
     pub filters: FilterInput,
+    /// E-mail addresses told of each export's outcome.
     pub recipients: Vec<String>,
+    /// A disabled schedule never fires (default: enabled).
     pub enabled: bool,
+    /// What happens to fires missed while the engine was down (default: latest).
     pub catch_up: CatchUp,
+    /// Storage key template of a copy of each export (placeholders:
+    /// [`ARCHIVE_PLACEHOLDERS`]); `None`: no copy.
     pub archive: Option<String>,
 }
 
 /// A file that cannot be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
+    /// The file.
     pub path: PathBuf,
     /// The schedule's name, when the file got that far.
     pub name: Option<String>,
     /// Its organization, when the file got that far (who may see it).
     pub organization: Option<String>,
+    /// The key at fault, e.g. `schedule` or `filters.actions`.
     pub field: String,
+    /// Stable code, the API's where there is one (e.g. `invalid_archive`).
     pub code: String,
+    /// One-line explanation for people.
     pub reason: String,
 }
 
@@ -359,13 +376,21 @@ fn check_archive(t: &str) -> Result<(), String> {
 
 /// Fills an archive key template.
 pub struct ArchiveValues<'a> {
+    /// `{organization}`.
     pub organization: &'a str,
+    /// `{name}`: the schedule's name.
     pub name: &'a str,
+    /// `{job_id}`: the export job's id.
     pub job_id: &'a str,
+    /// `{ext}`: the format's file extension, e.g. `csv`.
     pub ext: &'a str,
+    /// The zone the time placeholders are rendered in.
     pub tz: Tz,
+    /// `{period_start:FMT}`: start of the exported period (ms, inclusive).
     pub period_start: i64,
+    /// `{period_end:FMT}`: end of the exported period (ms, exclusive).
     pub period_end: i64,
+    /// `{fire_time:FMT}`: the fire time (ms).
     pub fire_time: i64,
 }
 

@@ -25,8 +25,12 @@ const MAX_DUE: usize = 1_000;
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FireCounts {
+    /// Fires that queued an export job.
     pub enqueued: usize,
+    /// Fires skipped: missed while down, already recorded, or an identical
+    /// export still in progress.
     pub skipped: usize,
+    /// Fires that could not queue a job.
     pub failed: usize,
 }
 
@@ -121,10 +125,13 @@ fn skip(
 
 /// What enqueueing one fire did.
 pub enum Fired {
+    /// A job was queued for the fire.
     Enqueued(Box<Job>),
     /// Another process, or an earlier pass, recorded this fire already.
     AlreadyFired,
+    /// Not run, and why (e.g. an identical export still in progress).
     Skipped(String),
+    /// No job could be queued, and why.
     Failed(String),
 }
 

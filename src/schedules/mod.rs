@@ -64,6 +64,7 @@ pub struct Schedules {
 }
 
 impl Schedules {
+    /// Schedules read from the `*.toml` files of `dir`, none loaded yet.
     pub fn new(dir: PathBuf, svc: Arc<Service>) -> Schedules {
         Schedules {
             dir,
@@ -242,6 +243,7 @@ impl Schedules {
         (reg.invalid.clone(), reg.kept.clone())
     }
 
+    /// The loaded schedule of this name, if any.
     pub fn get(&self, name: &str) -> Option<ScheduleDef> {
         self.list().into_iter().find(|d| d.name == name)
     }
@@ -343,6 +345,7 @@ impl Schedules {
 /// [`Schedules::status`].
 #[derive(Debug, Clone)]
 pub struct Status {
+    /// The next fire times (ms), oldest first.
     pub next_fires: Vec<i64>,
     /// The last run and its job's state (while the job is kept).
     pub last_run: Option<(store::Run, Option<String>)>,

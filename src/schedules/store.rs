@@ -7,12 +7,16 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// How a fire ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunStatus {
+    /// A job was queued.
     Enqueued,
+    /// Not run: missed while down, or an identical export still in progress.
     Skipped,
+    /// No job could be queued.
     Failed,
 }
 
 impl RunStatus {
+    /// The status as stored in `schedule_runs.status`.
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Enqueued => "enqueued",
@@ -25,13 +29,19 @@ impl RunStatus {
 /// One fire of a schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {
+    /// The schedule's name.
     pub schedule: String,
     /// `None` for a manual run.
     pub fire_time: Option<i64>,
+    /// `enqueued`, `skipped` or `failed` (see [`RunStatus`]).
     pub status: String,
+    /// Why it was skipped or failed.
     pub reason: Option<String>,
+    /// The job queued, if one was.
     pub job_id: Option<String>,
+    /// The exported period `[start, end)` in ms, if it could be computed.
     pub period: Option<(i64, i64)>,
+    /// When the fire was handled (ms since the Unix epoch).
     pub at: i64,
 }
 

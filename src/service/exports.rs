@@ -18,10 +18,12 @@ use crate::users::Requester;
 /// An export as asked for.
 #[derive(Debug, Clone)]
 pub struct ExportRequest {
+    /// Who asks: a user (scoped to their organization and role) or the system.
     pub requester: Requester,
     /// For a user, `organization` may be left out (theirs is taken);
     /// naming another one is forbidden.
     pub filters: FilterInput,
+    /// Output format.
     pub format: Format,
     /// CSV options, time zone, redaction (turning it off: admins only).
     pub options: ExportOptions,
@@ -54,13 +56,21 @@ impl ExportRequest {
 /// recipients, and how many rows match now.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// Who asked.
     pub requester: Requester,
+    /// Validated filters, in the requester's organization for a user.
     pub filters: Filters,
+    /// Output format.
     pub format: Format,
+    /// Checked options (CSV settings, time zone, redaction).
     pub options: ExportOptions,
+    /// The compression policy, `[jobs] compress` filled in.
     pub compress: Compress,
+    /// Checked, normalized addresses to mail the outcome to.
     pub recipients: Vec<String>,
+    /// Events matching when the request was checked.
     pub count: u64,
+    /// Restart an identical job in progress instead of failing.
     pub restart: bool,
 }
 

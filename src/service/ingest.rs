@@ -13,7 +13,10 @@ pub use crate::jobs::cleanup::IDEMPOTENCY_TTL_MS;
 /// An `Idempotency-Key` and the SHA-256 of the request it came with.
 #[derive(Debug, Clone)]
 pub struct Idempotency {
+    /// The key as sent: 1 to 255 visible ASCII characters.
     pub key: String,
+    /// SHA-256 (hex) of the request body; the same key with another body is
+    /// a conflict.
     pub request_sha256: String,
 }
 
@@ -23,7 +26,12 @@ pub enum Ingested {
     /// Inserted now: the event ids.
     New(Vec<i64>),
     /// A retry: the first answer, status and JSON body, nothing inserted.
-    Replayed { status: u16, body: String },
+    Replayed {
+        /// HTTP status of the first answer.
+        status: u16,
+        /// JSON body of the first answer.
+        body: String,
+    },
 }
 
 impl Service {

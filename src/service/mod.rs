@@ -34,15 +34,20 @@ use crate::users::Requester;
 /// Errors of the operations, each with a stable code.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    /// The filters are invalid.
     #[error(transparent)]
     Filter(#[from] FilterError),
+    /// The job store refused (duplicate, limit, not found, not in progress…).
     #[error(transparent)]
     Job(#[from] JobError),
     /// A request field is wrong (`invalid_email_to`, `invalid_csv_options`…).
     #[error("{message}")]
     Invalid {
+        /// Stable machine code, e.g. `invalid_email_to`.
         code: &'static str,
+        /// The request field at fault, e.g. `email_to`.
         field: &'static str,
+        /// One-line explanation for people.
         message: String,
     },
     /// `email_to` names an address nobody vouches for.
@@ -57,8 +62,10 @@ pub enum ServiceError {
     /// An Idempotency-Key reused with a different request.
     #[error("Idempotency-Key {0:?} was used with a different request body")]
     IdempotencyConflict(String),
+    /// SQLite refused a read or a write.
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
+    /// The database could not be opened.
     #[error(transparent)]
     Open(Box<crate::db::DbError>),
 }
@@ -70,6 +77,7 @@ impl From<crate::db::DbError> for ServiceError {
 }
 
 impl ServiceError {
+    /// A [`ServiceError::Invalid`] about `field`.
     pub fn invalid(code: &'static str, field: &'static str, message: impl Into<String>) -> Self {
         ServiceError::Invalid {
             code,
@@ -99,11 +107,15 @@ impl From<crate::users::UserError> for ServiceError {
 
 /// What the operations share.
 pub struct Service {
+    /// The data directory (database, spool, local exports).
     pub data_dir: PathBuf,
+    /// The effective settings.
     pub cfg: Config,
+    /// The clock every rule reads.
     pub clock: Clock,
     /// The job services' shared state (storage, wake-ups, effects).
     pub runner: Arc<Runner>,
+    /// Makes the signed download links of answers and notices.
     pub links: Arc<Links>,
 }
 
@@ -113,6 +125,7 @@ impl Service {
         Ok(crate::db::connect(&crate::db::db_path(&self.data_dir))?)
     }
 
+    /// The current time on the service's clock, ms since the Unix epoch.
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
@@ -142,10 +155,13 @@ impl Service {
 /// What an engine event records: where, what, about which export.
 #[derive(Debug, Clone, Copy)]
 pub struct Audited<'a> {
+    /// Organization the event is recorded in.
     pub org: &'a str,
+    /// Event action, e.g. `audit_log.exported`.
     pub action: &'a str,
     /// The export job id, or the filter hash of an export answered at once.
     pub target_id: &'a str,
+    /// Event details (e.g. filters, format, record count), stored as JSON.
     pub details: &'a serde_json::Value,
 }
 

@@ -15,6 +15,7 @@ use crate::users::Requester;
 pub struct Page {
     /// The events as a JSON array (the export's JSON encoding).
     pub json: Vec<u8>,
+    /// Number of events in the page.
     pub count: usize,
     /// Pass back as `cursor` for the next page; `None` on the last one.
     pub next_cursor: Option<String>,

@@ -38,6 +38,7 @@ pub struct Deflated {
     pub raw_len: u64,
     /// Compressed size (the stream's length).
     pub len: u64,
+    /// CRC-32 of the uncompressed data (as a zip entry records it).
     pub crc32: u32,
     /// SHA-256 (hex) of the uncompressed data.
     pub sha256: String,

@@ -42,10 +42,16 @@ pub struct StorageConfig {
     pub kind: StorageKind,
     /// fs: the root folder (default `<data-dir>/exports`); s3: a key prefix.
     pub root: Option<String>,
+    /// s3: the bucket (required).
     pub bucket: Option<String>,
+    /// s3: endpoint URL of an S3-compatible service; `None`: AWS.
     pub endpoint: Option<String>,
+    /// s3: the region (default `us-east-1`).
     pub region: Option<String>,
+    /// s3: access key id (AWS's own environment variables and instance
+    /// metadata are never consulted).
     pub access_key_id: Option<String>,
+    /// s3: secret access key (masked by `config show`).
     pub secret_access_key: Option<String>,
     /// How long transient errors are retried inside one operation before
     /// it fails (default 120; 0: no retries).
@@ -55,26 +61,34 @@ pub struct StorageConfig {
 /// Folder of unfinished local writes, under the storage root.
 pub const PARTIAL_DIR: &str = ".partial";
 
+/// Which backend stores export files (`[storage] kind`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageKind {
+    /// A local folder (default: `<data-dir>/exports`).
     #[default]
     Fs,
+    /// An S3 bucket (AWS or compatible).
     S3,
 }
 
+/// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// A `[storage]` setting is missing or wrong (names it); never retried.
     #[error("storage configuration: {0}")]
     Config(String),
     /// The backend refused a write for a reason no retry fixes; the message
     /// names the setting to fix.
     #[error("{0}")]
     Misconfigured(String),
+    /// The backend failed, after its retries for transient errors.
     #[error("storage: {0}")]
     Backend(#[from] opendal::Error),
+    /// Reading the local file to store, or writing a local one, failed.
     #[error("storage I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// A failure made by a fault-injection hook (tests only).
     #[error("storage fault (injected): {0}")]
     Injected(String),
 }
@@ -121,7 +135,9 @@ impl std::fmt::Debug for Storage {
 /// Size and SHA-256 (hex) of a stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutResult {
+    /// Bytes stored.
     pub size: u64,
+    /// SHA-256 (hex) of the bytes stored.
     pub sha256: String,
 }
 

@@ -30,7 +30,9 @@ pub fn threads(configured: usize) -> usize {
 /// threads to spare and more than one slice of rows (a small export pays
 /// nothing). The bytes are the same either way.
 pub enum Source {
+    /// One keyset scan on the caller's connection.
     Serial(Pages),
+    /// Slices scanned and encoded on worker threads, handed back in order.
     Parallel(parallel::Parallel),
 }
 
@@ -87,6 +89,7 @@ impl Source {
         }
     }
 
+    /// Records written so far, those of earlier runs of a resumed job included.
     pub fn records(&self) -> u64 {
         match self {
             Source::Serial(p) => p.records(),
@@ -110,6 +113,7 @@ impl Source {
         }
     }
 
+    /// The encoder the records are written with (format and options).
     pub fn encoder(&self) -> &Encoder {
         match self {
             Source::Serial(p) => p.encoder(),
@@ -125,14 +129,19 @@ const FLUSH_AT: usize = 256 * 1024;
 /// What an export wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExportStats {
+    /// Records written.
     pub records: u64,
+    /// Bytes written, header and footer included.
     pub bytes: u64,
 }
 
+/// Why an export run stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
+    /// Reading the events failed.
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
+    /// Writing the output failed.
     #[error("write error: {0}")]
     Io(#[from] io::Error),
 }
@@ -193,6 +202,7 @@ impl Pages {
         self.first
     }
 
+    /// Records encoded so far, those of earlier runs of a resumed job included.
     pub fn records(&self) -> u64 {
         self.records
     }
@@ -202,6 +212,7 @@ impl Pages {
         self.scan.cursor()
     }
 
+    /// The encoder the records are written with (format and options).
     pub fn encoder(&self) -> &Encoder {
         &self.encoder
     }

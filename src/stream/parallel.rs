@@ -224,6 +224,7 @@ impl Parallel {
         }
     }
 
+    /// Records taken so far, those of earlier runs of a resumed job included.
     pub fn records(&self) -> u64 {
         self.records
     }
@@ -238,6 +239,7 @@ impl Parallel {
         self.cursor
     }
 
+    /// The encoder the records are written with (format and options).
     pub fn encoder(&self) -> &Encoder {
         &self.encoder
     }

@@ -67,6 +67,7 @@ impl Default for Zone {
 }
 
 impl Zone {
+    /// UTC: offset 0, timestamps written with `Z`.
     pub fn utc() -> Zone {
         Zone {
             tz: None,
@@ -93,6 +94,7 @@ impl Zone {
         self.tz.map_or("UTC", |t| t.name())
     }
 
+    /// Whether this is UTC (no IANA zone).
     pub fn is_utc(&self) -> bool {
         self.tz.is_none()
     }

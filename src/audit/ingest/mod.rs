@@ -52,6 +52,7 @@ pub enum InputFormat {
     /// JSON Lines, or one JSON array of events: a file whose first
     /// character is `[` is read as an array, element by element.
     Jsonl,
+    /// Raw-layout CSV: a header naming the [`COLUMNS`](crate::audit::COLUMNS), in any order.
     Csv,
 }
 
@@ -70,6 +71,7 @@ impl InputFormat {
 pub struct FieldError {
     /// Dotted path, e.g. `occurred_at` or `actor.email`; empty for the line.
     pub field: String,
+    /// What is wrong with it, for people.
     pub message: String,
 }
 
@@ -97,6 +99,7 @@ impl std::fmt::Display for FieldError {
 pub struct LineError {
     /// 1-based line number (for CSV, the line the record starts on).
     pub line: u64,
+    /// What is wrong on that line.
     pub error: FieldError,
 }
 
@@ -109,6 +112,7 @@ impl std::fmt::Display for LineError {
 /// What an ingest did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestReport {
+    /// Events this run inserted (not counting unchanged or skipped ones).
     pub inserted: u64,
     /// Events already present with identical content.
     pub unchanged: u64,
@@ -233,20 +237,29 @@ fn commit_batch(conn: &mut Connection, batch: &[NewEvent], s: &Step<'_>) -> rusq
     Ok(n)
 }
 
+/// Why a file ingest failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
+    /// The file could not be opened or read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file's path, as given.
         path: String,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// Some lines are invalid and `skip_invalid` is off: nothing was inserted.
     #[error("{invalid} invalid line(s); nothing was ingested")]
     Invalid {
+        /// How many lines are invalid.
         invalid: u64,
+        /// The first [`MAX_REPORTED_ERRORS`] of them.
         errors: Vec<LineError>,
     },
+    /// The CSV header is not the raw layout (unknown, repeated or missing column).
     #[error("CSV header: {0}")]
     CsvHeader(String),
+    /// The database refused a read or an insert.
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
 }
@@ -254,6 +267,7 @@ pub enum IngestError {
 /// Options of a file ingest.
 #[derive(Debug, Clone, Copy)]
 pub struct IngestOptions {
+    /// Layout of the input file.
     pub format: InputFormat,
     /// Insert the valid lines and count the bad ones instead of rejecting.
     pub skip_invalid: bool,

@@ -19,16 +19,27 @@ pub enum StepError {
     Job(#[from] JobError),
     /// Can never succeed (e.g. stored filters no longer valid).
     #[error("{code}: {message}")]
-    Fatal { code: &'static str, message: String },
+    Fatal {
+        /// Stable error code stored with the failed job, e.g. `invalid_filters`.
+        code: &'static str,
+        /// One-line explanation.
+        message: String,
+    },
     /// The finished spool is gone (uploading cannot go on): export again.
     #[error("the finished spool file is missing; the export starts over")]
     SpoolLost,
     /// May succeed later (I/O, storage, a busy database).
     #[error("{code}: {message}")]
-    Retryable { code: &'static str, message: String },
+    Retryable {
+        /// Stable error code, stored with the job (e.g. `storage_error`).
+        code: &'static str,
+        /// One-line explanation.
+        message: String,
+    },
 }
 
 impl StepError {
+    /// A [`StepError::Retryable`] with `code` and the text of `e`.
     pub fn retryable(code: &'static str, e: impl std::fmt::Display) -> StepError {
         StepError::Retryable {
             code,

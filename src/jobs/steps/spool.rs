@@ -67,15 +67,20 @@ impl Pace {
 pub enum SpoolOutcome {
     /// Every record is in the spool (fsynced).
     Complete {
+        /// Records in the spool.
         records: u64,
+        /// Size of the spool file in bytes.
         bytes: u64,
+        /// Position of the first record exported; `None` if there is none.
         first: Option<Cursor>,
+        /// Position of the last record exported; `None` if there is none.
         last: Option<Cursor>,
     },
     /// Nothing matched; no spool kept.
     NoRecords,
-    /// A user cancelled or asked to restart (seen at a page boundary).
+    /// A user cancelled (seen at a page boundary).
     CancelRequested,
+    /// A user asked to restart (seen at a page boundary).
     RestartRequested,
     /// The process is shutting down; the checkpoint is current.
     Interrupted,
@@ -83,8 +88,11 @@ pub enum SpoolOutcome {
 
 /// Everything the step needs besides the job.
 pub struct SpoolStep<'a> {
+    /// The connection the step reads events and writes checkpoints with.
     pub conn: &'a Connection,
+    /// Settings, storage, clock and redaction rules.
     pub runner: &'a Runner,
+    /// Cancelled when the process shuts down; the step stops at a checkpoint.
     pub shutdown: &'a CancellationToken,
 }
 
@@ -141,6 +149,9 @@ fn own_spool(
 }
 
 impl SpoolStep<'_> {
+    /// Writes `job`'s matching records to its spool file under `lease`,
+    /// resuming after the checkpoint if there is one and checkpointing as it
+    /// goes, until done, cancelled, restarted or shut down.
     pub fn run(&self, job: &Job, lease: &Lease) -> Result<SpoolOutcome, StepError> {
         let filters = job_filters(job)?;
         let encoder = crate::stream::encoder(

@@ -52,7 +52,9 @@ pub fn should_compress(policy: Compress, bytes: u64, threshold: u64) -> bool {
 /// What the step stored: the file, and its signed manifest.
 #[derive(Debug, Clone)]
 pub struct Uploaded {
+    /// The stored file (key, name, size, digest).
     pub file: StoredFile,
+    /// The signed manifest describing it.
     pub manifest: Signed,
 }
 

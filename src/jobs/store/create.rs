@@ -12,15 +12,26 @@ use crate::jobs::{Compress, JobError};
 /// What to create.
 #[derive(Debug, Clone)]
 pub struct NewJob {
+    /// Who asks: `user:<id>`, or a system label such as `schedule:<name>`.
     pub requester: String,
+    /// Validated filters; their organization is the job's.
     pub filters: Filters,
+    /// Output format.
     pub format: Format,
+    /// CSV options, time zone, redaction.
     pub options: ExportOptions,
+    /// Compression policy of the stored file.
     pub compress: Compress,
+    /// Attempts allowed before the job fails (at least 1).
     pub max_attempts: u32,
+    /// Matching events counted at request time, if counted.
     pub estimated_count: Option<u64>,
+    /// Name of the schedule firing the job; `None` for a request.
     pub schedule_id: Option<String>,
+    /// The fire time (ms) the job is for; a schedule fires once per time.
+    /// `None` for requests and manual runs.
     pub fire_time: Option<i64>,
+    /// E-mail addresses to tell of the outcome (already checked).
     pub recipients: Vec<String>,
     /// If an identical job is in progress, restart it instead of failing.
     pub restart: bool,
@@ -31,12 +42,14 @@ pub struct NewJob {
 /// What `create` did.
 #[derive(Debug, Clone)]
 pub enum CreateOutcome {
+    /// A new job, in `exporting`.
     Created(Job),
     /// An identical job was in progress and has been asked to restart.
     Restarted(Job),
 }
 
 impl CreateOutcome {
+    /// The job created or restarted.
     pub fn job(&self) -> &Job {
         match self {
             CreateOutcome::Created(j) | CreateOutcome::Restarted(j) => j,

@@ -11,8 +11,11 @@ use crate::jobs::JobError;
 /// matches no row the lease is lost and the worker stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
+    /// The job held.
     pub job_id: String,
+    /// Random token of this claim (32 hex digits), fencing every write.
     pub token: String,
+    /// The worker's lease owner name (`host:pid:random`).
     pub owner: String,
 }
 
@@ -59,17 +62,22 @@ pub fn claim(
 /// What is durable in the spool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checkpoint {
+    /// The last row durably in the spool; `None` before the first.
     pub cursor: Option<Cursor>,
     /// The first row of the spool (kept once recorded).
     pub first: Option<Cursor>,
+    /// Records durably in the spool.
     pub exported_count: u64,
+    /// Bytes of the spool file that are durable (fsynced).
     pub spool_bytes: u64,
 }
 
 /// User requests a running job must honour.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Flags {
+    /// A user asked to cancel the job.
     pub cancel: bool,
+    /// A user asked to restart the job from scratch.
     pub restart: bool,
 }
 

@@ -97,9 +97,11 @@ pub struct JobMetrics {
     pub completed_records: i64,
     /// Creation to completion of those jobs, summed, in seconds.
     pub completed_seconds: f64,
+    /// Completed jobs still retained.
     pub completed: i64,
 }
 
+/// Reads the job figures of `/metrics` in two queries.
 pub fn metrics(conn: &Connection) -> Result<JobMetrics, JobError> {
     let mut st = conn.prepare_cached("SELECT state, count(*) FROM export_jobs GROUP BY state")?;
     let by_state = st

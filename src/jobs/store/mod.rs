@@ -35,45 +35,84 @@ use crate::format::{ExportOptions, Format};
 /// One row of `export_jobs`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
+    /// Time-ordered id (26 characters, see `util::new_id`).
     pub id: String,
+    /// The organization whose events are exported.
     pub organization_id: String,
+    /// Who asked: `user:<id>`, or a system label such as `schedule:<name>`.
     pub requester: String,
     /// Canonical filter JSON (`Filters::canonical_json`); [`Job::filters`]
     /// parses it.
     pub filters: String,
+    /// The export's identity for duplicate detection (SHA-256 hex of the
+    /// filters, mixed with non-default options; see `create::identity`).
     pub filter_hash: String,
+    /// Output format.
     pub format: Format,
     /// CSV options, time zone, redaction.
     pub options: ExportOptions,
+    /// Compression policy of the stored file.
     pub compress: Compress,
+    /// Where the job is in its state machine.
     pub state: JobState,
+    /// The current attempt, from 1.
     pub attempt: u32,
+    /// Attempts allowed before the job fails.
     pub max_attempts: u32,
+    /// When the job may be claimed next (ms since the Unix epoch); later
+    /// than now while a retry backs off.
     pub next_attempt_at: i64,
+    /// The lease owner name (`host:pid:random`) of the worker holding the
+    /// job; `None` when the job is not leased.
     pub lease_owner: Option<String>,
+    /// The token of the worker's current lease; a write fenced by it fails
+    /// once the lease is taken over. `None` when unleased.
     pub lease_token: Option<String>,
+    /// When the current lease lapses unless renewed by a checkpoint (ms).
     pub lease_expires_at: Option<i64>,
     /// The last row durably in the spool.
     pub checkpoint: Option<Cursor>,
     /// The first row written to the spool.
     pub first: Option<Cursor>,
+    /// Records durably in the spool, as of the checkpoint.
     pub exported_count: u64,
+    /// Bytes of the spool file, as of the checkpoint.
     pub spool_bytes: u64,
+    /// Matching events counted when the job was requested, if counted.
     pub estimated_count: Option<u64>,
+    /// A user asked for a restart while a worker held the job; the worker
+    /// honours it at its next checkpoint.
     pub restart_requested: bool,
+    /// A user asked for a cancel while a worker held the job; the worker
+    /// honours it at its next checkpoint.
     pub cancel_requested: bool,
+    /// Stable code of the last failure (e.g. `storage_error`,
+    /// `cancelled`); `None` if there is none.
     pub error_code: Option<String>,
+    /// Message of the last failure, for people.
     pub error_message: Option<String>,
+    /// Records in the export, set once the spool is complete; `None` before
+    /// and after a failure.
     pub record_count: Option<u64>,
+    /// The stored file of a completed job; `None` otherwise and when no
+    /// event matched.
     pub file: Option<StoredFile>,
+    /// Name of the schedule that fired this job; `None` for a request.
     pub schedule_id: Option<String>,
+    /// The schedule fire time this job is for (ms); `None` for requests and
+    /// manual runs.
     pub fire_time: Option<i64>,
+    /// E-mail addresses told of the outcome.
     pub recipients: Vec<String>,
     /// A scheduled export's archive copy key.
     pub archive_key: Option<String>,
+    /// When the job was created (ms since the Unix epoch).
     pub created_at: i64,
+    /// When the row last changed (ms).
     pub updated_at: i64,
+    /// When a worker first claimed the job (ms); `None` until then.
     pub started_at: Option<i64>,
+    /// When the job reached a final state (ms); set exactly in final states.
     pub completed_at: Option<i64>,
 }
 
@@ -205,10 +244,13 @@ pub fn list(
 pub struct TransitionRow {
     /// `None` for the creation.
     pub from: Option<String>,
+    /// The state entered.
     pub to: String,
+    /// The event's name (see `JobEvent::name`), or `create`.
     pub event: String,
     /// The worker that made it, if a worker did.
     pub owner: Option<String>,
+    /// When it happened (ms since the Unix epoch).
     pub at: i64,
 }
 

@@ -27,30 +27,41 @@ pub enum Fence<'a> {
 pub struct StoredFile {
     /// Storage key: `<org>/<job-id>/<file-name>`.
     pub key: String,
+    /// File name users see, e.g. `audit-logs_acme_2025-01-01_2025-12-31_20260105T100000Z.csv`
+    /// (`.zip` appended when compressed).
     pub name: String,
+    /// Size of the stored file in bytes.
     pub size: u64,
+    /// SHA-256 (hex) of the stored file.
     pub sha256: String,
+    /// Whether the stored file is a zip of the export.
     pub compressed: bool,
 }
 
 /// The finished spool: what the upload step will store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpoolTotals {
+    /// Records in the spool.
     pub records: u64,
+    /// Size of the spool file in bytes.
     pub bytes: u64,
     /// The first and last rows written.
     pub first: Option<Cursor>,
+    /// The last row written; `None` when the spool is empty.
     pub last: Option<Cursor>,
 }
 
 /// Why a job failed, was retried, cancelled or expired.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorInfo {
+    /// Stable code, stored as `export_jobs.error_code` (e.g. `cancelled`).
     pub code: String,
+    /// One-line explanation for people.
     pub message: String,
 }
 
 impl ErrorInfo {
+    /// An error with this code and message.
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> ErrorInfo {
         ErrorInfo {
             code: code.into(),
@@ -64,7 +75,10 @@ impl ErrorInfo {
 pub struct Patch {
     /// exporting → uploading.
     pub spool: Option<SpoolTotals>,
+    /// → completed: records in the export (default: the count recorded
+    /// with the spool, else 0).
     pub record_count: Option<u64>,
+    /// uploading → completed: the stored file.
     pub file: Option<StoredFile>,
     /// The signed manifest of the stored file (uploading → completed):
     /// inserted only as the next link of its organization's chain.
@@ -78,8 +92,11 @@ pub struct Patch {
 /// What a transition did.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// What the state machine decided.
     pub decision: Decision,
+    /// The state the job was in.
     pub from: JobState,
+    /// The job as written by the transition.
     pub job: Job,
     /// A file the step had stored that no completed job owns now (a cancel
     /// won over the upload): the `SpoolAndFile` clean-up removes it.
