@@ -27,6 +27,7 @@ pub const DEFAULT_KEYS: &[&str] = &[
     "password",
     "passwd",
     "pwd",
+    "passphrase",
     "secret",
     "secretref",
     "secret_ref",
@@ -344,6 +345,11 @@ mod tests {
                 r#"{"credentials":{"username":"u","password":"p"},"password":{"from":"a","to":"b"},"api_key":null}"#
             ),
             r#"{"credentials":{"username":"u","password":"[REDACTED]"},"password":"[REDACTED]","api_key":null}"#
+        );
+        // A passphrase, however spelled.
+        assert_eq!(
+            r(r#"{"passphrase":"open sesame","keyPassphrase":"x","passphrase_hint":"h"}"#),
+            r#"{"passphrase":"[REDACTED]","keyPassphrase":"[REDACTED]","passphrase_hint":"h"}"#
         );
         // Suffixes, case, escapes in keys, white space kept.
         assert_eq!(

@@ -14,6 +14,7 @@ pub(super) const SENSITIVE_ENDINGS: &[&[&str]] = &[
     &["password"],
     &["passwd"],
     &["pwd"],
+    &["passphrase"],
     &["secret"],
     &["token"],
     &["credential"],
