@@ -124,6 +124,11 @@ async fn run_until(
     task.await.unwrap();
 }
 
+/// Creates `job` (3 attempts) at `now`; its id.
+fn queued(conn: &mut rusqlite::Connection, job: &NewJob, now: i64) -> String {
+    store::create(conn, job, 3, now).unwrap().job().id.clone()
+}
+
 fn state(conn: &rusqlite::Connection, id: &str) -> JobState {
     store::get(conn, id).unwrap().state
 }
@@ -406,16 +411,11 @@ fn failing_storage(fx: &Fixture, failures: usize) -> (Storage, Arc<AtomicUsize>)
 async fn storage_failing_twice_then_working_completes_on_attempt_3() {
     let fx = Fixture::new();
     let mut conn = fx.conn();
-    let id = store::create(
+    let id = queued(
         &mut conn,
         &new_job("u1", filters("acme", "2025-07-01")),
-        3,
         fx.now(),
-    )
-    .unwrap()
-    .job()
-    .id
-    .clone();
+    );
     let (st, calls) = failing_storage(&fx, 2);
     run_until(fx.runner(cfg(), Some(st)), fx.data(), |c| {
         state(c, &id) == JobState::Completed
@@ -439,16 +439,11 @@ async fn storage_always_failing_fails_after_3_attempts_and_cleans_the_spool() {
     let ids: Vec<String> = ["acme", "globex"]
         .iter()
         .map(|o| {
-            store::create(
+            queued(
                 &mut conn,
                 &new_job("u1", filters(o, "2025-07-01")),
-                3,
                 fx.now(),
             )
-            .unwrap()
-            .job()
-            .id
-            .clone()
         })
         .collect();
     let (st, _) = failing_storage(&fx, usize::MAX);
@@ -471,16 +466,11 @@ async fn storage_always_failing_fails_after_3_attempts_and_cleans_the_spool() {
 async fn zero_matching_rows_complete_with_no_file() {
     let fx = Fixture::new();
     let mut conn = fx.conn();
-    let id = store::create(
+    let id = queued(
         &mut conn,
         &new_job("u1", filters("nobody", "2025-07-01")),
-        3,
         fx.now(),
-    )
-    .unwrap()
-    .job()
-    .id
-    .clone();
+    );
     run_until(fx.runner(cfg(), None), fx.data(), |c| {
         state(c, &id) == JobState::Completed
     })
@@ -500,16 +490,7 @@ async fn every_cleanup_rule() {
     let t0 = fx.now();
     let hour = 3_600_000i64;
     // A completed job with a stored file.
-    let done = store::create(
-        &mut conn,
-        &new_job("u1", filters("acme", "2025-07-01")),
-        3,
-        t0,
-    )
-    .unwrap()
-    .job()
-    .id
-    .clone();
+    let done = queued(&mut conn, &new_job("u1", filters("acme", "2025-07-01")), t0);
     run_until(engine.clone(), fx.data(), |c| {
         state(c, &done) == JobState::Completed
     })
@@ -517,27 +498,17 @@ async fn every_cleanup_rule() {
     let key = store::get(&conn, &done).unwrap().file.unwrap().key;
     assert!(engine.storage.exists(&key).await.unwrap());
     // A stuck job (in progress), a failed job, and an orphan spool folder.
-    let stuck = store::create(
+    let stuck = queued(
         &mut conn,
         &new_job("u2", filters("globex", "2025-07-01")),
-        3,
         t0,
-    )
-    .unwrap()
-    .job()
-    .id
-    .clone();
+    );
     std::fs::create_dir_all(spool_dir(&fx.data(), &stuck)).unwrap();
-    let failed = store::create(
+    let failed = queued(
         &mut conn,
         &new_job("u3", filters("initech", "2025-07-01")),
-        3,
         t0,
-    )
-    .unwrap()
-    .job()
-    .id
-    .clone();
+    );
     store::request_cancel(&mut conn, &failed, t0).unwrap();
     std::fs::create_dir_all(spool_dir(&fx.data(), "01ORPHAN")).unwrap();
 
@@ -682,16 +653,11 @@ fn a_stale_worker_cannot_touch_the_new_owners_spool() {
 async fn a_fatal_error_fails_at_once_without_retries() {
     let fx = Fixture::new();
     let mut conn = fx.conn();
-    let id = store::create(
+    let id = queued(
         &mut conn,
         &new_job("u1", filters("acme", "2025-07-01")),
-        3,
         fx.now(),
-    )
-    .unwrap()
-    .job()
-    .id
-    .clone();
+    );
     // Stored filters that can never be valid again (as if edited by hand).
     conn.execute(
         "UPDATE export_jobs SET filters = '{\"organization\":\"acme\"}' WHERE id = ?",
@@ -765,16 +731,11 @@ async fn a_cancel_or_restart_arriving_during_upload_wins_over_the_stored_file() 
     let fx = Fixture::new();
     let mut conn = fx.conn();
     let mut create = |org: &str| {
-        store::create(
+        queued(
             &mut conn,
             &new_job("u1", filters(org, "2025-07-01")),
-            3,
             fx.now(),
         )
-        .unwrap()
-        .job()
-        .id
-        .clone()
     };
     let (cancelled, restarted) = (create("acme"), create("globex"));
     let keys = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -868,11 +829,7 @@ async fn auto_compression_starts_at_the_threshold_with_the_same_content() {
     let create = |conn: &mut rusqlite::Connection, requester: &str, compress: Compress| {
         let mut job = new_job(requester, filters("acme", "2025-07-01"));
         job.compress = compress;
-        store::create(conn, &job, 3, fx.now())
-            .unwrap()
-            .job()
-            .id
-            .clone()
+        queued(conn, &job, fx.now())
     };
     let always = create(&mut conn, "u1", Compress::Always);
     let crossing = create(&mut conn, "u2", Compress::Auto);
@@ -950,16 +907,11 @@ async fn shutdown_abandons_a_hanging_upload_after_the_grace_period() {
             .with_shutdown_grace(Duration::from_secs(1)),
     );
     let mut conn = fx.conn();
-    let id = store::create(
+    let id = queued(
         &mut conn,
         &new_job("u1", filters("acme", "2025-07-01")),
-        3,
         fx.now(),
-    )
-    .unwrap()
-    .job()
-    .id
-    .clone();
+    );
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(audit_export::jobs::scheduler::run(runner, shutdown.clone()));
     let t = std::time::Instant::now();
