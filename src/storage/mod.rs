@@ -13,6 +13,7 @@
 //! knows nothing of job state.
 
 mod deflate;
+mod local;
 mod names;
 mod retry;
 mod zip;
@@ -337,33 +338,11 @@ impl Storage {
             return Err(StorageError::Injected(msg));
         }
         if let Some(root) = &self.local_root {
-            // On local disk a plain copy writes the target in place, and a
-            // crash would leave a partial archive under its final name for
-            // whoever collects the archive folder: copied beside the other
-            // unfinished files, then renamed into place.
-            let (src, dst) = (root.join(from), root.join(to));
-            let mut tag = [0u8; 8];
-            crate::util::random_bytes(&mut tag);
-            let tmp = root
-                .join(PARTIAL_DIR)
-                .join(format!("copy-{}", crate::util::hex(&tag)));
-            let done = tokio::task::spawn_blocking(move || {
-                let copied = (|| {
-                    std::fs::copy(&src, &tmp)?;
-                    std::fs::File::open(&tmp)?.sync_all()?;
-                    if let Some(dir) = dst.parent() {
-                        std::fs::create_dir_all(dir)?;
-                    }
-                    std::fs::rename(&tmp, &dst)
-                })();
-                if copied.is_err() {
-                    let _ = std::fs::remove_file(&tmp);
-                }
-                copied
-            })
-            .await
-            .map_err(|e| StorageError::Io(std::io::Error::other(e)))?;
-            return Ok(done?);
+            let (root, from, to) = (root.clone(), from.to_string(), to.to_string());
+            tokio::task::spawn_blocking(move || local::atomic_copy(&root, &from, &to))
+                .await
+                .map_err(|e| StorageError::Io(std::io::Error::other(e)))??;
+            return Ok(());
         }
         self.op
             .copy(from, to)
@@ -417,25 +396,10 @@ impl Storage {
     /// Removes unfinished local writes older than `age` (a process killed
     /// while uploading leaves its partial file). Returns how many.
     pub fn remove_stale_partials(&self, age: std::time::Duration) -> usize {
-        let Some(root) = &self.local_root else {
-            return 0;
-        };
-        let Ok(dir) = std::fs::read_dir(root.join(PARTIAL_DIR)) else {
-            return 0;
-        };
-        let mut n = 0;
-        for e in dir.flatten() {
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|a| a > age);
-            if old && std::fs::remove_file(e.path()).is_ok() {
-                n += 1;
-            }
+        match &self.local_root {
+            Some(root) => local::remove_stale_partials(root, age),
+            None => 0,
         }
-        n
     }
 
     /// The underlying operator (downloads stream from it).
