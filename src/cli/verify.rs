@@ -58,8 +58,7 @@ fn trusted(cli: &Cli, values: &[String]) -> Result<Vec<PublicKey>, CliError> {
         let signing = crate::config::Config::load(cli.config.as_deref())
             .map(|c| c.signing)
             .unwrap_or_default();
-        return local_public_keys(&cli.data_dir, &signing)
-            .map_err(|e| CliError::bad_input(format!("[signing] key_file: {e}")));
+        return Ok(local_public_keys(&cli.data_dir, &signing));
     }
     let mut keys = Vec::new();
     for v in values {

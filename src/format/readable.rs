@@ -292,7 +292,7 @@ pub fn record(
     }
     summary.push_str(" by ");
     summary.push_str(&actor);
-    if !changed_list.is_empty() {
+    if !changed_fields.is_empty() {
         summary.push_str("; changed ");
         summary.push_str(&changed_list);
     }

@@ -238,6 +238,8 @@ impl Driver {
         for _ in 0..MAX_CHAIN_RETRIES {
             // Keep the lease alive (and watch for cancel) while storing.
             let result = tokio::select! {
+                // A finished upload wins over a grace period ending with it.
+                biased;
                 r = upload::run(&job, &self.runner) => r,
                 hb = self.heartbeat() => return match hb {
                     Ok(cancel) => self.honour(cancel).await,

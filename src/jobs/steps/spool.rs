@@ -201,7 +201,14 @@ impl SpoolStep<'_> {
             checkpoint,
             done,
             runner.batch,
-            runner.threads,
+            // A held-back export reads page by page: the parallel slicer
+            // keeps one statement open for the whole run, and a run stretched
+            // over hours would pin the WAL (it could never restart) under ingest.
+            if cfg.rows_per_second > 0 {
+                1
+            } else {
+                runner.threads
+            },
         )?;
         // A resumed run's first row is the one its predecessor recorded.
         let earlier_first = checkpoint.and(job.first);
