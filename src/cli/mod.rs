@@ -252,10 +252,11 @@ pub fn main() -> ExitCode {
     // replaces a database under an ingest, an export or a `users add`.
     let _in_use = match &cli.command {
         Command::Restore(_) => None,
-        // These create the database when it is missing.
-        Command::Ingest(_) | Command::Seed(_) => std::fs::create_dir_all(&cli.data_dir)
-            .ok()
-            .and_then(|()| crate::db::backup::DataDirLock::shared(&cli.data_dir).ok()),
+        // These create the database when it is missing (and the folder:
+        // not here, so a refused command leaves no folder behind).
+        Command::Ingest(_) | Command::Seed(_) if cli.data_dir.is_dir() => {
+            crate::db::backup::DataDirLock::shared(&cli.data_dir).ok()
+        }
         _ if crate::db::db_path(&cli.data_dir).is_file() => {
             crate::db::backup::DataDirLock::shared(&cli.data_dir).ok()
         }
