@@ -2,9 +2,9 @@
 //! own audit trail and host applications, and the lookup of one event by
 //! id. This module never parses input.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Statement};
 
-use crate::audit::event::NewEvent;
+use crate::audit::event::{NewEvent, Record};
 
 /// The stored event with this id, if any.
 pub fn load(conn: &Connection, id: i64) -> rusqlite::Result<Option<NewEvent>> {
@@ -50,35 +50,64 @@ pub fn insert_events(conn: &mut Connection, events: &[NewEvent]) -> rusqlite::Re
 /// [`insert_events`] inside the caller's transaction.
 pub fn insert_in(tx: &Connection, events: &[NewEvent]) -> rusqlite::Result<Vec<i64>> {
     let mut ids = Vec::with_capacity(events.len());
-    {
-        let mut st = tx.prepare_cached(
-            "INSERT INTO audit_logs (id, occurred_at, organization_id, stream, action, \
-             actor_type, actor_id, actor_name, actor_email, target_type, target_id, target_name, \
-             ip_address, user_agent, request_id, changed_data, details) \
-             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
-        )?;
-        for e in events {
-            st.execute(params![
-                e.id,
-                e.occurred_at,
-                e.organization_id,
-                e.stream,
-                e.action,
-                e.actor_type,
-                e.actor_id,
-                e.actor_name,
-                e.actor_email,
-                e.target_type,
-                e.target_id,
-                e.target_name,
-                e.ip_address,
-                e.user_agent,
-                e.request_id,
-                e.changed_data,
-                e.details
-            ])?;
-            ids.push(e.id.unwrap_or_else(|| tx.last_insert_rowid()));
-        }
+    let mut st = insert_statement(tx)?;
+    for e in events {
+        insert_one(&mut st, e.id, &e.as_record(0))?;
+        ids.push(e.id.unwrap_or_else(|| tx.last_insert_rowid()));
     }
     Ok(ids)
+}
+
+/// Inserts events (`id: None`: the next id; a record's own id is not used)
+/// inside the caller's transaction; an explicit id that already exists is
+/// left untouched. (Several rows per statement measured slower: binding
+/// dominates, not the statement runs.)
+pub(crate) fn insert_rows<'r>(
+    tx: &Connection,
+    rows: impl Iterator<Item = (Option<i64>, Record<'r>)>,
+) -> rusqlite::Result<()> {
+    let mut st = insert_statement(tx)?;
+    for (id, r) in rows {
+        insert_one(&mut st, id, &r)?;
+    }
+    Ok(())
+}
+
+/// The cached statement [`insert_one`] runs.
+pub(crate) fn insert_statement(tx: &Connection) -> rusqlite::Result<CachedStatement<'_>> {
+    tx.prepare_cached(
+        "INSERT INTO audit_logs (id, occurred_at, organization_id, stream, action, \
+         actor_type, actor_id, actor_name, actor_email, target_type, target_id, target_name, \
+         ip_address, user_agent, request_id, changed_data, details) \
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
+    )
+}
+
+/// Inserts one event (`id: None`: the next id; the record's own id is not
+/// used); an explicit id that already exists is left untouched.
+pub(crate) fn insert_one(
+    st: &mut Statement<'_>,
+    id: Option<i64>,
+    r: &Record<'_>,
+) -> rusqlite::Result<()> {
+    st.execute(params![
+        id,
+        r.occurred_at,
+        r.organization_id,
+        r.stream,
+        r.action,
+        r.actor_type,
+        r.actor_id,
+        r.actor_name,
+        r.actor_email,
+        r.target_type,
+        r.target_id,
+        r.target_name,
+        r.ip_address,
+        r.user_agent,
+        r.request_id,
+        r.changed_data,
+        r.details
+    ])?;
+    Ok(())
 }

@@ -8,6 +8,7 @@
 //! business rules.
 
 pub mod backup;
+pub mod checkpointer;
 pub mod migrate;
 
 use std::path::{Path, PathBuf};

@@ -71,10 +71,7 @@ pub(super) fn for_each_array_element(
             if in_string && !escaped {
                 // Copy a run of plain string bytes at once: most of a
                 // file is inside strings.
-                let run = buf[i..]
-                    .iter()
-                    .position(|&c| matches!(c, b'"' | b'\\' | b'\n'))
-                    .unwrap_or(n - i);
+                let run = memchr::memchr3(b'"', b'\\', b'\n', &buf[i..]).unwrap_or(n - i);
                 if run > 0 {
                     elem.extend_from_slice(&buf[i..i + run]);
                     i += run;

@@ -12,12 +12,13 @@ use std::collections::BTreeMap;
 
 use rusqlite::Connection;
 
+use super::packed::Packed;
 use super::FieldError;
 use crate::audit::event::NewEvent;
 
 /// The outcome of checking one parsed event against the database.
 pub(super) enum Checked {
-    New(Box<NewEvent>),
+    New(Packed),
     Unchanged,
 }
 
@@ -76,10 +77,10 @@ impl Checker {
     pub(super) fn check(
         &mut self,
         conn: &Connection,
-        ev: NewEvent,
+        ev: Packed,
     ) -> Result<Result<Checked, FieldError>, rusqlite::Error> {
-        let Some(id) = ev.id else {
-            return Ok(Ok(Checked::New(Box::new(ev))));
+        let Some(id) = ev.id() else {
+            return Ok(Ok(Checked::New(ev)));
         };
         self.max_explicit = self.max_explicit.max(id);
         if !self.seen_ids.insert(id) {
@@ -98,11 +99,11 @@ impl Checker {
             }
         };
         if id > max_id {
-            return Ok(Ok(Checked::New(Box::new(ev))));
+            return Ok(Ok(Checked::New(ev)));
         }
         match crate::audit::insert::load(conn, id)? {
-            None => Ok(Ok(Checked::New(Box::new(ev)))),
-            Some(existing) if same_content(&existing, &ev) => Ok(Ok(Checked::Unchanged)),
+            None => Ok(Ok(Checked::New(ev))),
+            Some(existing) if same_content(&existing, &ev.to_new()) => Ok(Ok(Checked::Unchanged)),
             Some(_) => Ok(Err(FieldError::new(
                 "id",
                 format!("id {id} already exists with different content"),

@@ -22,11 +22,13 @@ mod csv;
 mod dedup;
 mod event;
 mod fast;
+mod packed;
 mod parallel;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::thread::ScopedJoinHandle;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
@@ -35,8 +37,10 @@ pub use event::parse_event;
 
 use self::array::{for_each_array_element, starts_with_array, ArrayError};
 use self::dedup::{Checked, Checker};
+use self::packed::{Packed, Slot};
 use crate::audit::event::NewEvent;
-use crate::audit::insert::insert_in;
+use crate::audit::insert::insert_rows;
+use crate::db::checkpointer::Checkpointer;
 
 /// Rows per insert transaction.
 pub const INSERT_BATCH: usize = 5_000;
@@ -213,9 +217,10 @@ fn reserve_ids(tx: &Connection, up_to: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn commit_batch(conn: &mut Connection, batch: &[NewEvent], s: &Step<'_>) -> rusqlite::Result<u64> {
+fn commit_batch(conn: &mut Connection, batch: &[Packed], s: &Step<'_>) -> rusqlite::Result<u64> {
     let tx = crate::db::immediate(conn)?;
-    let n = insert_in(&tx, batch)?.len() as u64;
+    insert_rows(&tx, batch.iter().map(|ev| (ev.id(), ev.as_record())))?;
+    let n = batch.len() as u64;
     tx.execute(
         "INSERT INTO ingest_files (sha256, name, size, last_line, inserted, unchanged, skipped, \
          started_at, updated_at, completed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9) \
@@ -307,13 +312,14 @@ pub fn parse_event_fast(bytes: &[u8], org: &str) -> Option<NewEvent> {
 
 /// Parses one event from its JSON text: the fast path when it applies,
 /// else through a `Value` (which also words the error).
-fn parse_event_bytes(bytes: &[u8]) -> Result<NewEvent, FieldError> {
-    if let Some(ev) = fast::parse(bytes) {
-        return Ok(ev);
+fn parse_event_bytes(bytes: &[u8], text: &mut String) -> Result<Slot, FieldError> {
+    if let Some(slot) = fast::parse(bytes, text) {
+        return Ok(slot);
     }
     serde_json::from_slice::<Value>(bytes)
         .map_err(|e| FieldError::new("", format!("not valid JSON: {e}")))
         .and_then(|v| parse_event(&v))
+        .map(|ev| Slot::write_new(&ev, text))
 }
 
 /// Calls `f(line, parsed)` for every event of a file, in order. JSON
@@ -321,7 +327,7 @@ fn parse_event_bytes(bytes: &[u8]) -> Result<NewEvent, FieldError> {
 fn for_each_event(
     path: &Path,
     format: InputFormat,
-    f: impl FnMut(u64, Result<NewEvent, FieldError>) -> Result<(), IngestError>,
+    mut f: impl FnMut(u64, Result<Packed, FieldError>) -> Result<(), IngestError>,
 ) -> Result<(), IngestError> {
     let read_err = |source| IngestError::Read {
         path: path.display().to_string(),
@@ -329,7 +335,9 @@ fn for_each_event(
     };
     let file = File::open(path).map_err(read_err)?;
     if format == InputFormat::Csv {
-        return csv::for_each_record(file, path, f);
+        return csv::for_each_record(file, path, |line, ev| {
+            f(line, ev.map(|ev| Packed::from_new(&ev)))
+        });
     }
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -365,6 +373,15 @@ fn for_each_event(
     parallel::run(threads, split, parse_event_bytes, f)
 }
 
+/// A file's identity and how far earlier runs of it got.
+type Hashed = std::io::Result<(String, u64)>;
+
+struct Known {
+    sha256: String,
+    size: u64,
+    earlier: Option<Progress>,
+}
+
 /// Ingests a whole file (see the module docs for the two passes and the
 /// progress kept per file); `now` stamps the progress rows.
 pub fn ingest_file(
@@ -377,8 +394,65 @@ pub fn ingest_file(
         path: path.display().to_string(),
         source,
     };
-    let (sha256, size) = identity(path).map_err(read_err)?;
-    let earlier = progress(conn, &sha256)?;
+    // Pass 1: validate everything, write nothing. The file's identity is
+    // hashed on another thread meanwhile (it was a sequential read of the
+    // whole file before pass 1); once known, a file ingested completely
+    // before stops the pass.
+    let mut invalid = 0u64;
+    let mut errors = Vec::new();
+    let mut checker = Checker::default();
+    let mut known: Option<Known> = None;
+    let mut stopped = false;
+    let pass1 = std::thread::scope(|s| {
+        let mut hashing = Some(s.spawn(|| identity(path)));
+        let learn = |conn: &Connection, hashing: &mut Option<ScopedJoinHandle<'_, Hashed>>| {
+            let Some(h) = hashing.take() else {
+                return Ok(None);
+            };
+            let (sha256, size) = h
+                .join()
+                .expect("hashing does not panic")
+                .map_err(read_err)?;
+            let earlier = progress(conn, &sha256)?;
+            Ok::<_, IngestError>(Some(Known {
+                sha256,
+                size,
+                earlier,
+            }))
+        };
+        let out = for_each_event(path, opts.format, |line, parsed| {
+            if hashing.as_ref().is_some_and(|h| h.is_finished()) {
+                known = learn(conn, &mut hashing)?;
+                if known.as_ref().is_some_and(Known::completed) {
+                    stopped = true;
+                    return Err(IngestError::Read {
+                        path: String::new(),
+                        source: std::io::Error::other("ingested before"),
+                    });
+                }
+            }
+            let verdict = match parsed {
+                Ok(ev) => checker.check(conn, ev)?,
+                Err(e) => Err(e),
+            };
+            if let Err(error) = verdict {
+                invalid += 1;
+                if errors.len() < MAX_REPORTED_ERRORS {
+                    errors.push(LineError { line, error });
+                }
+            }
+            Ok(())
+        });
+        if hashing.is_some() {
+            known = learn(conn, &mut hashing)?;
+        }
+        Ok::<_, IngestError>(out)
+    })?;
+    let Known {
+        sha256,
+        size,
+        earlier,
+    } = known.expect("the identity is known after pass 1");
     let mut report = IngestReport {
         sha256: sha256.clone(),
         ..Default::default()
@@ -393,25 +467,11 @@ pub fn ingest_file(
             return Ok(report);
         }
     }
+    debug_assert!(!stopped, "stopped only for a completed file");
+    pass1?;
     let resume_after = earlier.as_ref().map_or(0, |p| p.last_line);
     report.resumed_after = (resume_after > 0).then_some(resume_after);
-
-    // Pass 1: validate everything, write nothing.
-    let mut invalid = 0u64;
-    let mut checker = Checker::default();
-    for_each_event(path, opts.format, |line, parsed| {
-        let verdict = match parsed {
-            Ok(ev) => checker.check(conn, ev)?,
-            Err(e) => Err(e),
-        };
-        if let Err(error) = verdict {
-            invalid += 1;
-            if report.errors.len() < MAX_REPORTED_ERRORS {
-                report.errors.push(LineError { line, error });
-            }
-        }
-        Ok(())
-    })?;
+    report.errors = errors;
     if invalid > 0 && !opts.skip_invalid {
         return Err(IngestError::Invalid {
             invalid,
@@ -420,7 +480,8 @@ pub fn ingest_file(
     }
 
     // Pass 2: insert the valid events after the resume point, in batches
-    // that each commit with the line they reach.
+    // that each commit with the line they reach. WAL checkpoints run on
+    // another thread meanwhile (see `Checkpointer`).
     let name = path.display().to_string();
     let mut step = Step {
         sha256: &sha256,
@@ -440,9 +501,10 @@ pub fn ingest_file(
         tx.commit()?;
     }
     let mut checker = Checker::default();
-    let mut batch: Vec<NewEvent> = Vec::with_capacity(INSERT_BATCH);
+    let mut batch: Vec<Packed> = Vec::with_capacity(INSERT_BATCH);
     let (mut inserted, mut unchanged, mut skipped) = (0u64, 0u64, 0u64);
-    for_each_event(path, opts.format, |line, parsed| {
+    let side = Checkpointer::start(conn);
+    let pass2 = for_each_event(path, opts.format, |line, parsed| {
         if line <= resume_after {
             return Ok(());
         }
@@ -450,24 +512,39 @@ pub fn ingest_file(
         match parsed {
             Err(_) => step.skipped += 1,
             Ok(ev) => match checker.check(conn, ev)? {
-                Ok(Checked::New(ev)) => batch.push(*ev),
+                Ok(Checked::New(ev)) => batch.push(ev),
                 Ok(Checked::Unchanged) => step.unchanged += 1,
                 Err(_) => step.skipped += 1,
             },
         }
         if batch.len() >= INSERT_BATCH {
             inserted += commit_batch(conn, &batch, &step)?;
+            if let Some(side) = &side {
+                side.committed();
+            }
             checker.committed();
             (unchanged, skipped) = (unchanged + step.unchanged, skipped + step.skipped);
             (step.unchanged, step.skipped) = (0, 0);
             batch.clear();
         }
         Ok(())
-    })?;
+    });
+    if let Some(side) = side {
+        side.finish(conn);
+    }
+    pass2?;
     step.done = true;
     inserted += commit_batch(conn, &batch, &step)?;
     report.inserted = inserted;
     report.unchanged = unchanged + step.unchanged;
     report.skipped = skipped + step.skipped;
     Ok(report)
+}
+
+impl Known {
+    fn completed(&self) -> bool {
+        self.earlier
+            .as_ref()
+            .is_some_and(|p| p.completed_at.is_some())
+    }
 }

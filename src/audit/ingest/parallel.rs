@@ -12,8 +12,8 @@
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
+use super::packed::{Packed, Slot};
 use super::{FieldError, IngestError};
-use crate::audit::event::NewEvent;
 
 /// Units per chunk, and a byte bound for inputs of large events.
 const CHUNK_UNITS: usize = 1024;
@@ -28,7 +28,7 @@ pub(super) struct Chunk {
     units: Vec<(u64, Result<usize, FieldError>)>,
 }
 
-type Parsed = Vec<(u64, Result<NewEvent, FieldError>)>;
+type Parsed = Vec<(u64, Result<Packed, FieldError>)>;
 
 /// Hands units to the parsers; what the splitter calls.
 pub(super) struct Sink<'a> {
@@ -74,21 +74,33 @@ impl Sink<'_> {
     }
 }
 
-fn parse_chunk(chunk: Chunk, parse: fn(&[u8]) -> Result<NewEvent, FieldError>) -> Parsed {
+/// Parses a chunk's units; their text goes to one string shared by them
+/// all (see `packed`), freed with the last of them.
+fn parse_chunk(chunk: Chunk, parse: ParseFn) -> Parsed {
+    // Decoded text is never longer than the JSON it came from.
+    let mut text = String::with_capacity(chunk.bytes.len());
     let mut start = 0;
-    chunk
+    let slots: Vec<_> = chunk
         .units
         .into_iter()
         .map(|(line, unit)| {
             let parsed = unit.and_then(|end| {
-                let out = parse(&chunk.bytes[start..end]);
+                let out = parse(&chunk.bytes[start..end], &mut text);
                 start = end;
                 out
             });
             (line, parsed)
         })
+        .collect();
+    let text = Arc::new(text);
+    slots
+        .into_iter()
+        .map(|(line, slot)| (line, slot.map(|s| Packed::new(s, Arc::clone(&text)))))
         .collect()
 }
+
+/// Parses one unit, appending its text to the chunk's.
+pub(super) type ParseFn = fn(&[u8], &mut String) -> Result<Slot, FieldError>;
 
 /// Runs `split` (on a reader thread) to cut the input into units for
 /// `parse` (on `threads` workers), and calls `f(line, parsed)` on this
@@ -97,8 +109,8 @@ fn parse_chunk(chunk: Chunk, parse: fn(&[u8]) -> Result<NewEvent, FieldError>) -
 pub(super) fn run(
     threads: usize,
     split: impl FnOnce(&mut Sink<'_>) -> Result<(), IngestError> + Send,
-    parse: fn(&[u8]) -> Result<NewEvent, FieldError>,
-    mut f: impl FnMut(u64, Result<NewEvent, FieldError>) -> Result<(), IngestError>,
+    parse: ParseFn,
+    mut f: impl FnMut(u64, Result<Packed, FieldError>) -> Result<(), IngestError>,
 ) -> Result<(), IngestError> {
     let threads = threads.max(1);
     // Enough chunks in flight to keep every worker busy while the caller
