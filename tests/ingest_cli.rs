@@ -378,3 +378,44 @@ fn json_columns_are_kept_as_sent_from_ingest_to_export() {
     let out = String::from_utf8(out).unwrap();
     assert!(out.contains(&format!(r#""details":{kept}"#)), "{out}");
 }
+
+#[test]
+fn jsonl_lines_are_counted_across_read_buffers_blank_lines_bom_and_no_final_newline() {
+    let env = Env::new();
+    let file = env.path("edges.jsonl");
+    // A line longer than the 64 KiB read buffer, lines cut at every
+    // buffer boundary, CRLF, blank lines, a BOM, and a bad last line with
+    // no newline after it.
+    let big = GOOD.replace(
+        r#""stream":"audit""#,
+        &format!(r#""stream":"audit","details":{{"pad":"{}"}}"#, "x".repeat(150_000)),
+    );
+    let mut text = String::from("\u{FEFF}");
+    text.push_str(GOOD);
+    text.push_str("\r\n\r\n");
+    text.push_str(&big);
+    text.push('\n');
+    for _ in 0..3_000 {
+        text.push_str(GOOD);
+        text.push('\n');
+    }
+    text.push_str("   \n");
+    text.push_str(&GOOD.replace("user.login", ""));
+    std::fs::write(&file, &text).unwrap();
+    let err = env.expect(&["ingest", file.to_str().unwrap()], 2);
+    // BOM line 1, blank line 2, big line 3, 3,000 lines 4..=3003, blank
+    // 3004, the bad one 3005.
+    assert!(err.contains("line 3005: field `action`"), "{err}");
+    assert!(err.contains("1 invalid line(s)"), "{err}");
+    let err = env.expect(&["ingest", file.to_str().unwrap(), "--skip-invalid"], 0);
+    assert!(err.contains("ingested 3,002 events"), "{err}");
+    let pad: i64 = env
+        .db()
+        .query_row(
+            "SELECT length(details) FROM audit_logs WHERE details IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(pad, 150_000 + r#"{"pad":""}"#.len() as i64);
+}

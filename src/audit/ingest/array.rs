@@ -46,20 +46,13 @@ pub(super) fn for_each_array_element(
     let mut in_string = false;
     let mut escaped = false;
     let mut after_comma = false;
+    // The current element: its bytes from earlier buffers in `elem`, and
+    // from `seg` on in the current one (copied a buffer at a time, not a
+    // byte at a time: most of a file is copied exactly once).
     let mut elem: Vec<u8> = Vec::new();
+    let mut started = false;
+    let mut seg = 0usize;
     let mut elem_line = 0u64;
-    // Ends the current element (at a `,` or the closing `]`).
-    macro_rules! emit {
-        () => {
-            if elem.is_empty() {
-                fail(&mut f, line, "empty array element")?;
-            } else {
-                let out = f(elem_line, Ok(elem.trim_ascii_end()));
-                elem.clear();
-                out.map_err(ArrayError::Stop)?;
-            }
-        };
-    }
     loop {
         let buf = r.fill_buf().map_err(ArrayError::Io)?;
         if buf.is_empty() {
@@ -67,15 +60,32 @@ pub(super) fn for_each_array_element(
         }
         let n = buf.len();
         let mut i = 0;
+        // Ends the current element just before `buf[i - 1]` (its `,` or
+        // the closing `]`).
+        macro_rules! emit {
+            () => {
+                if !started {
+                    fail(&mut f, line, "empty array element")?;
+                } else {
+                    let out = if elem.is_empty() {
+                        // All in this buffer: no copy.
+                        f(elem_line, Ok(buf[seg..i - 1].trim_ascii_end()))
+                    } else {
+                        elem.extend_from_slice(&buf[seg..i - 1]);
+                        let out = f(elem_line, Ok(elem.trim_ascii_end()));
+                        elem.clear();
+                        out
+                    };
+                    out.map_err(ArrayError::Stop)?;
+                }
+            };
+        }
         while i < n {
             if in_string && !escaped {
-                // Copy a run of plain string bytes at once: most of a
-                // file is inside strings.
-                let run = memchr::memchr3(b'"', b'\\', b'\n', &buf[i..]).unwrap_or(n - i);
-                if run > 0 {
-                    elem.extend_from_slice(&buf[i..i + run]);
-                    i += run;
-                    continue;
+                // Skip a run of plain string bytes at once.
+                i += memchr::memchr3(b'"', b'\\', b'\n', &buf[i..]).unwrap_or(n - i);
+                if i == n {
+                    break;
                 }
             }
             let b = buf[i];
@@ -84,7 +94,6 @@ pub(super) fn for_each_array_element(
                 line += 1;
             }
             if in_string {
-                elem.push(b);
                 if escaped {
                     escaped = false;
                 } else if b == b'\\' {
@@ -95,15 +104,16 @@ pub(super) fn for_each_array_element(
                 continue;
             }
             match (depth, b) {
-                (_, b' ' | b'\t' | b'\r' | b'\n') if elem.is_empty() => {}
+                (_, b' ' | b'\t' | b'\r' | b'\n') if !started => {}
                 (0, b'[') => depth = 1,
                 (1, b',') => {
                     emit!();
+                    started = false;
                     after_comma = true;
                 }
                 (1, b']') => {
                     // `[]` has no element; `[…,]` ends in an empty one.
-                    if !elem.is_empty() || after_comma {
+                    if started || after_comma {
                         emit!();
                     }
                     let rest = buf[i..].to_vec();
@@ -111,11 +121,12 @@ pub(super) fn for_each_array_element(
                     return trailing(r, rest, line, &mut f);
                 }
                 _ => {
-                    if elem.is_empty() {
+                    if !started {
+                        started = true;
+                        seg = i - 1;
                         elem_line = line;
                         after_comma = false;
                     }
-                    elem.push(b);
                     match b {
                         b'{' | b'[' => depth += 1,
                         b'}' | b']' => depth = depth.saturating_sub(1).max(1),
@@ -124,6 +135,10 @@ pub(super) fn for_each_array_element(
                     }
                 }
             }
+        }
+        if started {
+            elem.extend_from_slice(&buf[seg..n]);
+            seg = 0;
         }
         r.consume(n);
     }
@@ -161,5 +176,67 @@ fn trailing(
         rest.extend_from_slice(buf);
         let n = buf.len();
         r.consume(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::BufReader;
+
+    /// Every element and error with its line, reading `text` through a
+    /// buffer of `cap` bytes.
+    fn split(text: &str, cap: usize) -> Vec<(u64, Result<String, String>)> {
+        let mut out = Vec::new();
+        let r = BufReader::with_capacity(cap, text.as_bytes());
+        let res = for_each_array_element(r, |line, e| {
+            out.push((
+                line,
+                e.map(|b| String::from_utf8(b.to_vec()).unwrap())
+                    .map_err(|e| e.message),
+            ));
+            Ok(())
+        });
+        assert!(res.is_ok());
+        out
+    }
+
+    #[test]
+    fn elements_are_the_same_whatever_the_buffer_size() {
+        let text =
+            "[\n{\"a\":\"x,]\\\"y\",\"b\":[1,{\"c\":2}]},\n  \"s\\\\\" , 3 ,\n\n[ ] ,{}\n]\n";
+        let want = split(text, 1 << 16);
+        assert_eq!(
+            want,
+            vec![
+                (2, Ok(r#"{"a":"x,]\"y","b":[1,{"c":2}]}"#.to_string())),
+                (3, Ok(r#""s\\""#.to_string())),
+                (3, Ok("3".to_string())),
+                (5, Ok("[ ]".to_string())),
+                (5, Ok("{}".to_string())),
+            ]
+        );
+        for cap in 1..24 {
+            assert_eq!(split(text, cap), want, "buffer of {cap} bytes");
+        }
+        // Structure errors, also across buffers.
+        for cap in [1, 3, 1 << 16] {
+            let errs = split("[1,,2,]", cap);
+            assert_eq!(errs[1], (1, Err("empty array element".to_string())));
+            assert_eq!(
+                errs.last().unwrap().1,
+                Err("empty array element".to_string())
+            );
+            let open = split("[1, \"]", cap);
+            assert_eq!(
+                open.last().unwrap().1,
+                Err("the JSON array is not closed (missing `]`)".to_string())
+            );
+            let after = split("[1]\n x", cap);
+            assert_eq!(
+                after.last().unwrap(),
+                &(2, Err("text after the closing `]`".to_string()))
+            );
+        }
     }
 }

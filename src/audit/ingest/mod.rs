@@ -251,22 +251,48 @@ fn for_each_event(
         };
         return parallel::run(threads, split, parse_event_bytes, f);
     }
+    // Lines are handed on straight from the read buffer; only a line cut
+    // by the buffer's end is copied to be completed.
     let split = |sink: &mut parallel::Sink<'_>| {
-        let mut buf = Vec::new();
-        let mut line_no = 0u64;
-        loop {
-            buf.clear();
-            if reader.read_until(b'\n', &mut buf).map_err(read_err)? == 0 {
-                return Ok(());
-            }
-            line_no += 1;
-            let mut bytes = buf.as_slice();
-            if line_no == 1 {
+        fn unit(
+            sink: &mut parallel::Sink<'_>,
+            line: u64,
+            mut bytes: &[u8],
+        ) -> Result<(), IngestError> {
+            if line == 1 {
                 bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
             }
             if !bytes.iter().all(u8::is_ascii_whitespace) {
-                sink.push(line_no, Ok(bytes))?;
+                sink.push(line, Ok(bytes))?;
             }
+            Ok(())
+        }
+        let mut partial = Vec::new();
+        let mut line = 0u64;
+        loop {
+            let buf = reader.fill_buf().map_err(read_err)?;
+            if buf.is_empty() {
+                if !partial.is_empty() {
+                    unit(sink, line + 1, &partial)?;
+                }
+                return Ok(());
+            }
+            let n = buf.len();
+            let mut start = 0;
+            while let Some(k) = memchr::memchr(b'\n', &buf[start..]) {
+                let end = start + k + 1;
+                line += 1;
+                if partial.is_empty() {
+                    unit(sink, line, &buf[start..end])?;
+                } else {
+                    partial.extend_from_slice(&buf[start..end]);
+                    unit(sink, line, &partial)?;
+                    partial.clear();
+                }
+                start = end;
+            }
+            partial.extend_from_slice(&buf[start..]);
+            reader.consume(n);
         }
     };
     parallel::run(threads, split, parse_event_bytes, f)
