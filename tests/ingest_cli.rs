@@ -388,7 +388,10 @@ fn jsonl_lines_are_counted_across_read_buffers_blank_lines_bom_and_no_final_newl
     // no newline after it.
     let big = GOOD.replace(
         r#""stream":"audit""#,
-        &format!(r#""stream":"audit","details":{{"pad":"{}"}}"#, "x".repeat(150_000)),
+        &format!(
+            r#""stream":"audit","details":{{"pad":"{}"}}"#,
+            "x".repeat(150_000)
+        ),
     );
     let mut text = String::from("\u{FEFF}");
     text.push_str(GOOD);

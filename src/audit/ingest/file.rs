@@ -117,6 +117,10 @@ fn commit_batch(conn: &mut Connection, batch: &[Packed], s: &Step<'_>) -> rusqli
     Ok(n)
 }
 
+/// While inserting, the WAL starts over after this many pages (~40 MiB;
+/// see `Checkpointer`).
+const WAL_RESTART_PAGES: u32 = 10_000;
+
 /// What the hashing thread answers: the file's SHA-256 and size.
 type Hashed = std::io::Result<(String, u64)>;
 
@@ -248,7 +252,7 @@ pub fn ingest_file(
     let mut checker = Checker::default();
     let mut batch: Vec<Packed> = Vec::with_capacity(INSERT_BATCH);
     let (mut inserted, mut unchanged, mut skipped) = (0u64, 0u64, 0u64);
-    let side = Checkpointer::start(conn);
+    let side = Checkpointer::start(conn, WAL_RESTART_PAGES);
     let pass2 = for_each_event(path, opts.format, |line, parsed| {
         if line <= resume_after {
             return Ok(());
