@@ -1,20 +1,25 @@
 //! Raw-layout CSV input: the header names the 17 columns in any order (a
 //! BOM is accepted); each record becomes an event, and errors carry the
-//! physical line they start on.
+//! physical line they start on. One thread cuts records (the csv crate),
+//! every core parses them (see `parallel`).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
+use super::packed::{Builder, Slot};
+use super::parallel::Sink;
 use super::{FieldError, IngestError, MAX_EXPLICIT_ID};
-use crate::audit::event::{NewEvent, COLUMNS};
+use crate::audit::event::COLUMNS;
 use crate::time;
 
-/// Calls `f(line, parsed)` for every record of a CSV file, in order.
-pub(super) fn for_each_record(
+/// Cuts a CSV file into records for the parsers (see `parallel`): each
+/// record's cells in [`COLUMNS`] order, encoded by [`encode`]; a malformed
+/// record is a line error, a bad header the run's error.
+pub(super) fn split_records(
     file: File,
     path: &Path,
-    mut f: impl FnMut(u64, Result<NewEvent, FieldError>) -> Result<(), IngestError>,
+    sink: &mut Sink<'_>,
 ) -> Result<(), IngestError> {
     let read_err = |source| IngestError::Read {
         path: path.display().to_string(),
@@ -36,6 +41,7 @@ pub(super) fn for_each_record(
         .clone();
     let index = header_index(&headers)?;
     let mut rec = csv::StringRecord::new();
+    let mut unit = Vec::new();
     let physical =
         |p: Option<&csv::Position>, fallback: u64| p.map_or(fallback, |p| p.line() + skew);
     loop {
@@ -44,13 +50,14 @@ pub(super) fn for_each_record(
             Ok(false) => return Ok(()),
             Ok(true) => {
                 let line = physical(rec.position(), fallback);
-                f(line, parse_csv_record(&rec, &index))?
+                encode(&rec, &index, &mut unit);
+                sink.push(line, Ok(&unit))?;
             }
             Err(e) => {
                 // A malformed record (wrong field count, bad UTF-8)
                 // is a line error; the reader carries on after it.
                 let line = physical(e.position(), fallback);
-                f(
+                sink.push(
                     line,
                     Err(FieldError::new("", format!("malformed CSV: {e}"))),
                 )?;
@@ -65,19 +72,42 @@ pub(super) fn for_each_record(
     }
 }
 
-/// Parses one CSV record in the raw column layout; `index[i]` is the
-/// position of `COLUMNS[i]` in the file.
-pub(super) fn parse_csv_record(
-    rec: &csv::StringRecord,
-    index: &[usize; 17],
-) -> Result<NewEvent, FieldError> {
-    let cell = |i: usize| -> Option<String> {
-        let v = rec.get(index[i]).unwrap_or("");
-        (!v.is_empty()).then(|| v.to_string())
-    };
-    let required = |i: usize| -> Result<String, FieldError> {
-        cell(i).ok_or_else(|| FieldError::new(COLUMNS[i], "is required"))
-    };
+/// A record's cells in [`COLUMNS`] order (`index[i]` is the position of
+/// `COLUMNS[i]` in the file): 17 little-endian `u32` lengths, then the
+/// cells back to back.
+fn encode(rec: &csv::StringRecord, index: &[usize; 17], out: &mut Vec<u8>) {
+    out.clear();
+    let cell = |i: usize| rec.get(index[i]).unwrap_or("");
+    for i in 0..17 {
+        // A cell is far below 4 GiB (the csv crate's record buffer).
+        let len = u32::try_from(cell(i).len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&len.to_le_bytes());
+    }
+    for i in 0..17 {
+        out.extend_from_slice(cell(i).as_bytes());
+    }
+}
+
+/// The cells [`encode`] wrote.
+fn decode(unit: &[u8]) -> Option<[&str; 17]> {
+    let (lens, mut rest) = unit.split_at_checked(17 * 4)?;
+    let mut cells = [""; 17];
+    for (i, len) in lens.chunks_exact(4).enumerate() {
+        let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
+        let (cell, tail) = rest.split_at_checked(len)?;
+        // Whole cells of a `StringRecord`: valid UTF-8 (checked anyway).
+        cells[i] = simdutf8::basic::from_utf8(cell).ok()?;
+        rest = tail;
+    }
+    Some(cells)
+}
+
+/// Parses one record [`split_records`] cut, appending its text to the
+/// chunk's (see `packed`).
+pub(super) fn parse_unit(unit: &[u8], text: &mut String) -> Result<Slot, FieldError> {
+    let cells = decode(unit).ok_or_else(|| FieldError::new("", "malformed CSV record"))?;
+    let cell = |i: usize| Some(cells[i]).filter(|v| !v.is_empty());
+    let required = |i: usize| cell(i).ok_or_else(|| FieldError::new(COLUMNS[i], "is required"));
     let json = |i: usize| -> Result<Option<String>, FieldError> {
         match cell(i) {
             None => Ok(None),
@@ -88,12 +118,12 @@ pub(super) fn parse_csv_record(
                 // Checked, then kept as sent minus white space (numbers,
                 // escapes and key order exactly), like a JSON event's.
                 let raw =
-                    serde_json::from_str::<&serde_json::value::RawValue>(&s).map_err(not_json)?;
+                    serde_json::from_str::<&serde_json::value::RawValue>(s).map_err(not_json)?;
                 let text = match super::fast::minify(raw.get()) {
                     Some(t) => t,
                     // Syntax fine, content not (see `minify`): the exact
                     // parse says why, or stores what it accepts.
-                    None => serde_json::from_str::<serde_json::Value>(&s)
+                    None => serde_json::from_str::<serde_json::Value>(s)
                         .map_err(not_json)?
                         .to_string(),
                 };
@@ -114,31 +144,24 @@ pub(super) fn parse_csv_record(
         },
     };
     let occurred_raw = required(1)?;
-    let occurred_at = time::parse_rfc3339_ms(&occurred_raw).ok_or_else(|| {
+    let occurred_at = time::parse_rfc3339_ms(occurred_raw).ok_or_else(|| {
         FieldError::new(
             "occurred_at",
             format!("{occurred_raw:?} is not an RFC 3339 instant"),
         )
     })?;
-    Ok(NewEvent {
-        id,
-        occurred_at,
-        organization_id: required(2)?,
-        stream: required(3)?,
-        action: required(4)?,
-        actor_type: cell(5),
-        actor_id: cell(6),
-        actor_name: cell(7),
-        actor_email: cell(8),
-        target_type: cell(9),
-        target_id: cell(10),
-        target_name: cell(11),
-        ip_address: cell(12),
-        user_agent: cell(13),
-        request_id: cell(14),
-        changed_data: json(15)?,
-        details: json(16)?,
-    })
+    let (org, stream, action) = (required(2)?, required(3)?, required(4)?);
+    let (changed_data, details) = (json(15)?, json(16)?);
+    let mut b = Builder::new(text);
+    b.push(Some(org));
+    b.push(Some(stream));
+    b.push(Some(action));
+    for i in 5..15 {
+        b.push(cell(i));
+    }
+    b.push(changed_data.as_deref());
+    b.push(details.as_deref());
+    Ok(b.finish(id, occurred_at))
 }
 
 /// Whether the first line of the buffered file ends in CRLF (peeks only).

@@ -117,9 +117,9 @@ fn commit_batch(conn: &mut Connection, batch: &[Packed], s: &Step<'_>) -> rusqli
     Ok(n)
 }
 
-/// While inserting, the WAL starts over after this many pages (~40 MiB;
-/// see `Checkpointer`).
-const WAL_RESTART_PAGES: u32 = 10_000;
+/// While inserting, the WAL starts over after this many batches (~35 MB
+/// of WAL; see `Checkpointer`).
+const WAL_RESTART_BATCHES: u32 = 12;
 
 /// What the hashing thread answers: the file's SHA-256 and size.
 type Hashed = std::io::Result<(String, u64)>;
@@ -252,7 +252,7 @@ pub fn ingest_file(
     let mut checker = Checker::default();
     let mut batch: Vec<Packed> = Vec::with_capacity(INSERT_BATCH);
     let (mut inserted, mut unchanged, mut skipped) = (0u64, 0u64, 0u64);
-    let side = Checkpointer::start(conn, WAL_RESTART_PAGES);
+    let side = Checkpointer::start(conn, WAL_RESTART_BATCHES);
     let pass2 = for_each_event(path, opts.format, |line, parsed| {
         if line <= resume_after {
             return Ok(());
@@ -269,7 +269,7 @@ pub fn ingest_file(
         if batch.len() >= INSERT_BATCH {
             inserted += commit_batch(conn, &batch, &step)?;
             if let Some(side) = &side {
-                side.committed();
+                side.committed(conn);
             }
             checker.committed();
             (unchanged, skipped) = (unchanged + step.unchanged, skipped + step.skipped);

@@ -221,25 +221,24 @@ fn parse_event_bytes(bytes: &[u8], text: &mut String) -> Result<Slot, FieldError
         .map(|ev| Slot::write_new(&ev, text))
 }
 
-/// Calls `f(line, parsed)` for every event of a file, in order. JSON
-/// events are parsed on every core (see `parallel`).
+/// Calls `f(line, parsed)` for every event of a file, in order. Events
+/// are parsed on every core (see `parallel`).
 fn for_each_event(
     path: &Path,
     format: InputFormat,
-    mut f: impl FnMut(u64, Result<Packed, FieldError>) -> Result<(), IngestError>,
+    f: impl FnMut(u64, Result<Packed, FieldError>) -> Result<(), IngestError>,
 ) -> Result<(), IngestError> {
     let read_err = |source| IngestError::Read {
         path: path.display().to_string(),
         source,
     };
     let file = File::open(path).map_err(read_err)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if format == InputFormat::Csv {
-        return csv::for_each_record(file, path, |line, ev| {
-            f(line, ev.map(|ev| Packed::from_new(&ev)))
-        });
+        let split = |sink: &mut parallel::Sink<'_>| csv::split_records(file, path, sink);
+        return parallel::run(threads, split, csv::parse_unit, f);
     }
     let mut reader = BufReader::with_capacity(1 << 16, file);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if starts_with_array(&mut reader).map_err(read_err)? {
         let split = |sink: &mut parallel::Sink<'_>| {
             for_each_array_element(reader, |line, element| Ok(sink.push(line, element)?)).map_err(

@@ -136,6 +136,7 @@ impl Packed {
     }
 
     /// The same event as a [`NewEvent`], in a text of its own.
+    #[cfg(test)]
     pub(super) fn from_new(e: &NewEvent) -> Packed {
         let mut text = String::new();
         let slot = Slot::write_new(e, &mut text);
