@@ -422,3 +422,40 @@ fn jsonl_lines_are_counted_across_read_buffers_blank_lines_bom_and_no_final_newl
         .unwrap();
     assert_eq!(pad, 150_000 + r#"{"pad":""}"#.len() as i64);
 }
+
+#[test]
+fn new_events_scattered_among_known_ones_are_all_inserted() {
+    // 20,000 events with ids, then the same file with a new id-less event
+    // after every 1,000 lines: each new event sits in a parse chunk of
+    // its own, so the insert batches commit early (they would otherwise
+    // keep every chunk's text alive), and nothing is lost or doubled.
+    let env = Env::new();
+    let with_id = |id: u64| GOOD.replacen('{', &format!(r#"{{"id":{id},"#), 1);
+    let known: Vec<String> = (1..=20_000).map(with_id).collect();
+    let first = env.path("first.jsonl");
+    std::fs::write(&first, known.join("\n") + "\n").unwrap();
+    env.expect(&["ingest", first.to_str().unwrap()], 0);
+    assert_eq!(count(&env), 20_000);
+    let mut lines = Vec::new();
+    for (i, line) in known.iter().enumerate() {
+        lines.push(line.clone());
+        if i % 1_000 == 999 {
+            lines.push(GOOD.replace("user.login", &format!("user.new_{i}")));
+        }
+    }
+    let second = env.path("second.jsonl");
+    std::fs::write(&second, lines.join("\n") + "\n").unwrap();
+    let err = env.expect(&["ingest", second.to_str().unwrap()], 0);
+    assert!(err.contains("ingested 20 events"), "{err}");
+    assert!(err.contains("20,000 already present, unchanged"), "{err}");
+    assert_eq!(count(&env), 20_020);
+    let new: i64 = env
+        .db()
+        .query_row(
+            "SELECT count(DISTINCT action) FROM audit_logs WHERE action LIKE 'user.new_%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(new, 20);
+}

@@ -24,7 +24,9 @@
 //!
 //! It must never leave the writer with other checkpoints than its own:
 //! [`Checkpointer::finish`] gives the writer its setting back, and the
-//! owner calls it on every path.
+//! owner calls it on every path that returns (a panic unwinding past the
+//! owner leaves the writer without automatic checkpoints until its
+//! connection closes).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -139,7 +141,9 @@ impl Checkpointer {
     pub fn finish(mut self, writer: &Connection) {
         self.stop();
         let sql = format!("PRAGMA wal_autocheckpoint = {}", self.restore);
-        let _ = writer.query_row(&sql, [], |_| Ok(()));
+        if let Err(error) = writer.query_row(&sql, [], |_| Ok(())) {
+            tracing::warn!(%error, "could not restore the connection's WAL autocheckpoint");
+        }
     }
 }
 

@@ -79,7 +79,8 @@ fn encode(rec: &csv::StringRecord, index: &[usize; 17], out: &mut Vec<u8>) {
     out.clear();
     let cell = |i: usize| rec.get(index[i]).unwrap_or("");
     for i in 0..17 {
-        // A cell is far below 4 GiB (the csv crate's record buffer).
+        // Capped, a longer cell fails `decode` as malformed; `parallel`
+        // refuses a record over 1 GiB before that.
         let len = u32::try_from(cell(i).len()).unwrap_or(u32::MAX);
         out.extend_from_slice(&len.to_le_bytes());
     }

@@ -121,6 +121,12 @@ fn commit_batch(conn: &mut Connection, batch: &[Packed], s: &Step<'_>) -> rusqli
 /// of WAL; see `Checkpointer`).
 const WAL_RESTART_BATCHES: u32 = 12;
 
+/// A batch commits early when its events keep this many parsed chunks'
+/// texts alive (each up to ~1 MiB): a file whose events are mostly
+/// skipped or already present would otherwise hold a whole chunk for each
+/// of a batch's few new events, gigabytes for a batch of 5,000.
+const MAX_TEXTS_HELD: usize = 16;
+
 /// What the hashing thread answers: the file's SHA-256 and size.
 type Hashed = std::io::Result<(String, u64)>;
 
@@ -197,11 +203,19 @@ pub fn ingest_file(
         }
         Ok::<_, IngestError>(out)
     })?;
-    let Known {
+    let Some(Known {
         sha256,
         size,
         earlier,
-    } = known.expect("the identity is known after pass 1");
+    }) = known
+    else {
+        // Learning the identity failed inside pass 1, which returned why.
+        pass1?;
+        return Err(IngestError::Read {
+            path: path.display().to_string(),
+            source: std::io::Error::other("the file's identity could not be read"),
+        });
+    };
     let mut report = IngestReport {
         sha256: sha256.clone(),
         ..Default::default()
@@ -251,6 +265,8 @@ pub fn ingest_file(
     }
     let mut checker = Checker::default();
     let mut batch: Vec<Packed> = Vec::with_capacity(INSERT_BATCH);
+    // Chunk texts the batch keeps alive (see MAX_TEXTS_HELD).
+    let mut texts_held = 0usize;
     let (mut inserted, mut unchanged, mut skipped) = (0u64, 0u64, 0u64);
     let side = Checkpointer::start(conn, WAL_RESTART_BATCHES);
     let pass2 = for_each_event(path, opts.format, |line, parsed| {
@@ -261,12 +277,18 @@ pub fn ingest_file(
         match parsed {
             Err(_) => step.skipped += 1,
             Ok(ev) => match checker.check(conn, ev)? {
-                Ok(Checked::New(ev)) => batch.push(ev),
+                Ok(Checked::New(ev)) => {
+                    if !batch.last().is_some_and(|last| last.shares_text(&ev)) {
+                        texts_held += 1;
+                    }
+                    batch.push(ev);
+                }
                 Ok(Checked::Unchanged) => step.unchanged += 1,
                 Err(_) => step.skipped += 1,
             },
         }
-        if batch.len() >= INSERT_BATCH {
+        if batch.len() >= INSERT_BATCH || texts_held >= MAX_TEXTS_HELD {
+            texts_held = 0;
             inserted += commit_batch(conn, &batch, &step)?;
             if let Some(side) = &side {
                 side.committed(conn);

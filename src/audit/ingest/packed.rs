@@ -65,8 +65,8 @@ pub(super) struct Builder<'a> {
     next: usize,
 }
 
-/// Offsets are `u32`: a chunk's text is bounded far below 4 GiB by the
-/// readers' limits (a larger event could not be one SQLite value anyway).
+/// Offsets are `u32`: a chunk's text stays far below 4 GiB (`parallel`
+/// refuses a unit over 1 GiB, and a chunk holds ~1 MiB besides).
 fn offset(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -141,6 +141,11 @@ impl Packed {
         let mut text = String::new();
         let slot = Slot::write_new(e, &mut text);
         Packed::new(slot, Arc::new(text))
+    }
+
+    /// Whether both share one chunk's text.
+    pub(super) fn shares_text(&self, other: &Packed) -> bool {
+        Arc::ptr_eq(&self.text, &other.text)
     }
 
     /// The explicit id, if any.

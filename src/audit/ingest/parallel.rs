@@ -2,7 +2,7 @@
 //! in input order.
 //!
 //! One reader thread splits the input into units (a JSONL line, an array
-//! element) and packs them into chunks; worker threads parse whole chunks;
+//! element, a CSV record) and packs them into chunks; worker threads parse whole chunks;
 //! the caller receives the chunks back in the order they were read. Each
 //! chunk's result travels on its own one-shot channel, queued in read order
 //! on a bounded channel, so memory holds a fixed number of chunks however
@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex};
 use super::packed::{Packed, Slot};
 use super::{FieldError, IngestError};
 
+/// The largest unit parsed (1 GiB).
+const MAX_UNIT_BYTES: usize = 1 << 30;
 /// Units per chunk, and a byte bound for inputs of large events.
 const CHUNK_UNITS: usize = 1024;
 const CHUNK_BYTES: usize = 1 << 20;
@@ -77,7 +79,7 @@ impl Sink<'_> {
 /// Parses a chunk's units; their text goes to one string shared by them
 /// all (see `packed`), freed with the last of them.
 fn parse_chunk(chunk: Chunk, parse: ParseFn) -> Parsed {
-    // Decoded text is never longer than the JSON it came from.
+    // A capacity hint: decoded text is rarely longer than its input.
     let mut text = String::with_capacity(chunk.bytes.len());
     let mut start = 0;
     let slots: Vec<_> = chunk
@@ -85,9 +87,21 @@ fn parse_chunk(chunk: Chunk, parse: ParseFn) -> Parsed {
         .into_iter()
         .map(|(line, unit)| {
             let parsed = unit.and_then(|end| {
-                let out = parse(&chunk.bytes[start..end], &mut text);
+                let bytes = &chunk.bytes[start..end];
                 start = end;
-                out
+                // Keeps every offset in `packed` far inside u32 (a chunk
+                // holds ~1 MiB plus at most one such unit); SQLite refuses
+                // a value over 1e9 bytes anyway.
+                if bytes.len() > MAX_UNIT_BYTES {
+                    return Err(FieldError::new(
+                        "",
+                        format!(
+                            "the event is {} bytes; at most {MAX_UNIT_BYTES} are accepted",
+                            bytes.len()
+                        ),
+                    ));
+                }
+                parse(bytes, &mut text)
             });
             (line, parsed)
         })
