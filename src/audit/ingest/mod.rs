@@ -5,9 +5,11 @@
 //! A file is read twice. The first pass validates every line and names each
 //! bad line and field; unless the caller allows skipping, one bad line
 //! rejects the whole file before anything is written. The second pass
-//! inserts in transactions of [`INSERT_BATCH`] rows, so a large file never
-//! holds the write lock for long. Memory stays flat in the file size, but
-//! for the set of explicit ids seen (to catch an id used twice in a file).
+//! inserts in transactions of at most [`INSERT_BATCH`] rows, so a large
+//! file never holds the write lock for long. Both passes parse on every
+//! core (`parallel`), into events packed one text per chunk (`packed`).
+//! Memory stays flat in the file size, but for the set of explicit ids
+//! seen (to catch an id used twice in a file).
 //!
 //! Re-ingesting the same file is harmless. A file is known by the SHA-256
 //! of its content (`ingest_files`): each batch commits together with the
