@@ -426,7 +426,7 @@ impl TempOutput {
         }
     }
 
-    fn create(&mut self) -> io::Result<BufWriter<File>> {
+    fn create(&mut self) -> io::Result<BufWriter<Synced>> {
         let f = if self.direct {
             std::fs::OpenOptions::new().write(true).open(&self.target)?
         } else {
@@ -434,11 +434,16 @@ impl TempOutput {
             self.created = true;
             f
         };
+        let f = if self.direct {
+            Synced::plain(f)
+        } else {
+            Synced::new(f)
+        };
         Ok(BufWriter::with_capacity(1 << 16, f))
     }
 
-    fn commit(mut self, out: BufWriter<File>) -> io::Result<()> {
-        let f = out.into_inner().map_err(|e| e.into_error())?;
+    fn commit(mut self, out: BufWriter<Synced>) -> io::Result<()> {
+        let f = out.into_inner().map_err(|e| e.into_error())?.finish()?;
         if self.direct {
             return Ok(());
         }
@@ -447,6 +452,86 @@ impl TempOutput {
         std::fs::rename(&self.temp, &self.target)?;
         self.created = false;
         Ok(())
+    }
+}
+
+/// The output file, synced to disk as it grows: every [`SYNC_EVERY`] bytes
+/// a helper thread runs `fdatasync` on it while the export goes on, so the
+/// final `fsync` before the rename finds little left to write. (It took
+/// ~0.3 s at the end of a 524 MB export on this machine's disk; the
+/// writes were all in the page cache, waiting.) Durability still comes
+/// from that final `fsync`; these only start the disk earlier.
+struct Synced {
+    file: File,
+    unsynced: u64,
+    nudge: Option<std::sync::mpsc::SyncSender<()>>,
+    helper: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+/// Bytes written between two background syncs of the output.
+const SYNC_EVERY: u64 = 32 << 20;
+
+impl Synced {
+    /// Syncs in the background (no helper when the file cannot be cloned:
+    /// the final `fsync` does it all, as before).
+    fn new(file: File) -> Synced {
+        let (nudge, nudged) = std::sync::mpsc::sync_channel::<()>(1);
+        let helper = file.try_clone().ok().and_then(|clone| {
+            std::thread::Builder::new()
+                .name("export-sync".into())
+                .spawn(move || {
+                    while nudged.recv().is_ok() {
+                        clone.sync_data()?;
+                    }
+                    Ok(())
+                })
+                .ok()
+        });
+        Synced {
+            file,
+            unsynced: 0,
+            nudge: helper.as_ref().map(|_| nudge),
+            helper,
+        }
+    }
+
+    /// No background syncs (a device or FIFO written in place).
+    fn plain(file: File) -> Synced {
+        Synced {
+            file,
+            unsynced: 0,
+            nudge: None,
+            helper: None,
+        }
+    }
+
+    /// Waits for the helper; its failure to sync is this file's error.
+    fn finish(mut self) -> io::Result<File> {
+        self.nudge = None;
+        if let Some(h) = self.helper.take() {
+            h.join()
+                .unwrap_or_else(|_| Err(io::Error::other("the sync thread panicked")))?;
+        }
+        Ok(self.file)
+    }
+}
+
+impl io::Write for Synced {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = io::Write::write(&mut self.file, buf)?;
+        self.unsynced += n as u64;
+        if self.unsynced >= SYNC_EVERY {
+            self.unsynced = 0;
+            if let Some(nudge) = &self.nudge {
+                // Full: a sync is already due, it covers these bytes too.
+                let _ = nudge.try_send(());
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::Write::flush(&mut self.file)
     }
 }
 
