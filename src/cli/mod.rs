@@ -10,6 +10,7 @@ mod export;
 mod ingest;
 mod jobs;
 mod mcp;
+mod output;
 mod progress;
 mod schedules;
 mod seed;
