@@ -2,7 +2,8 @@
 //! own audit trail and host applications, and the lookup of one event by
 //! id. This module never parses input.
 
-use std::ffi::{c_int, c_uint, CStr};
+use std::ffi::{c_int, CStr};
+use std::marker::PhantomData;
 
 use rusqlite::{ffi, Connection, OptionalExtension};
 
@@ -62,7 +63,9 @@ pub fn insert_in(tx: &Connection, events: &[NewEvent]) -> rusqlite::Result<Vec<i
 
 /// Inserts events (`id: None`: the next id; a record's own id is not used)
 /// inside the caller's transaction; an explicit id that already exists is
-/// left untouched.
+/// left untouched. On an error the caller must roll the transaction back:
+/// which of the rows before the failing one stay is unspecified (a group
+/// statement undoes its own rows, the rows of earlier statements stay).
 pub(crate) fn insert_rows<'r>(
     tx: &Connection,
     rows: impl Iterator<Item = (Option<i64>, Record<'r>)>,
@@ -71,8 +74,8 @@ pub(crate) fn insert_rows<'r>(
     let mut group = Vec::with_capacity(GROUP);
     for row in rows {
         group.push(row);
-        if group.len() == GROUP {
-            st.insert_group(&group)?;
+        if let Ok(full) = <&[_; GROUP]>::try_from(group.as_slice()) {
+            st.insert_group(full)?;
             group.clear();
         }
     }
@@ -84,8 +87,9 @@ pub(crate) fn insert_rows<'r>(
 
 /// Rows per statement in [`insert_rows`]. Each statement run has a fixed
 /// cost besides its rows — AUTOINCREMENT reads and rewrites its
-/// `sqlite_sequence` row, a statement journal opens and closes — which a
-/// group of rows shares.
+/// `sqlite_sequence` row, cursors open and close — which a group of rows
+/// shares. (A several-row statement opens a statement journal, one per
+/// group, which also makes a group all or nothing.)
 const GROUP: usize = 32;
 
 const INSERT_SQL: &str = "INSERT INTO audit_logs (id, occurred_at, organization_id, stream, \
@@ -103,26 +107,27 @@ const PARAMS: c_int = 17;
 /// thread's instructions in a profile of `ingest`, the one serial step.
 /// Here the strings are bound `SQLITE_STATIC`: SQLite reads them in place.
 ///
-/// Soundness: SQLite reads a static binding when the statement steps. An
-/// insert binds every parameter of its statement (from records that
-/// outlive the call) before it steps; a binding left from an earlier run
-/// is never read, and the bindings are cleared before the statements are
+/// Soundness: SQLite reads a static binding only when the statement
+/// steps. An insert binds every parameter of its statement (from records
+/// that outlive the call) before it steps — which is why a group statement
+/// takes exactly [`GROUP`] rows, by type — so a binding left from an
+/// earlier run is never read; finalizing reads none. The statements are
 /// finalized on drop, while the borrowed connection is still open.
 pub(crate) struct Inserter<'c> {
     conn: &'c Connection,
-    one: Stmt,
+    one: Stmt<'c>,
     /// [`GROUP`] rows per run, prepared on first use.
-    group: Option<Stmt>,
+    group: Option<Stmt<'c>>,
 }
 
-/// A prepared statement we own.
-struct Stmt(*mut ffi::sqlite3_stmt);
+/// A prepared statement we own, on a connection that outlives it.
+struct Stmt<'c>(*mut ffi::sqlite3_stmt, PhantomData<&'c Connection>);
 
-impl Drop for Stmt {
+impl Drop for Stmt<'_> {
     fn drop(&mut self) {
-        // SAFETY: a statement we prepared (null is a no-op for both).
+        // SAFETY: a statement we prepared, or null (a failed prepare),
+        // which `sqlite3_finalize` accepts as a no-op.
         unsafe {
-            ffi::sqlite3_clear_bindings(self.0);
             ffi::sqlite3_finalize(self.0);
         }
     }
@@ -145,9 +150,8 @@ impl<'c> Inserter<'c> {
         self.step(self.one.0, rc)
     }
 
-    /// [`Inserter::insert`] for exactly [`GROUP`] rows, in one statement.
-    fn insert_group(&mut self, rows: &[(Option<i64>, Record<'_>)]) -> rusqlite::Result<()> {
-        assert_eq!(rows.len(), GROUP);
+    /// [`Inserter::insert`] for [`GROUP`] rows, in one statement.
+    fn insert_group(&mut self, rows: &[(Option<i64>, Record<'_>); GROUP]) -> rusqlite::Result<()> {
         if self.group.is_none() {
             self.group = Some(prepare(self.conn, GROUP)?);
         }
@@ -183,7 +187,7 @@ impl<'c> Inserter<'c> {
 }
 
 /// Prepares the INSERT of `rows` rows.
-fn prepare(conn: &Connection, rows: usize) -> rusqlite::Result<Stmt> {
+fn prepare(conn: &Connection, rows: usize) -> rusqlite::Result<Stmt<'_>> {
     let mut sql = String::from(INSERT_SQL);
     for i in 0..rows {
         sql.push_str(if i == 0 { "" } else { "," });
@@ -198,12 +202,12 @@ fn prepare(conn: &Connection, rows: usize) -> rusqlite::Result<Stmt> {
             conn.handle(),
             sql.as_ptr().cast(),
             sql.len() as c_int,
-            ffi::SQLITE_PREPARE_PERSISTENT as c_uint,
+            0,
             &mut stmt,
             std::ptr::null_mut(),
         )
     };
-    let stmt = Stmt(stmt);
+    let stmt = Stmt(stmt, PhantomData);
     check(conn, rc)?;
     Ok(stmt)
 }
@@ -252,7 +256,9 @@ unsafe fn bind_row(
             Some(t) => ffi::sqlite3_bind_text64(
                 st,
                 col,
-                t.as_ptr().cast(),
+                // An empty string's pointer may dangle (Rust's is 1): a
+                // static one instead, as rusqlite does.
+                if t.is_empty() { "" } else { t }.as_ptr().cast(),
                 t.len() as ffi::sqlite3_uint64,
                 ffi::SQLITE_STATIC(),
                 ffi::SQLITE_UTF8 as u8,
@@ -271,7 +277,14 @@ fn check(conn: &Connection, rc: c_int) -> rusqlite::Result<()> {
     // SAFETY: the handle is live; the message is copied out before any
     // other call on the connection.
     let msg = unsafe {
-        let m = ffi::sqlite3_errmsg(conn.handle());
+        let db = conn.handle();
+        // The connection's message when it is about this error, else the
+        // code's generic one (as rusqlite does).
+        let m = if ffi::sqlite3_extended_errcode(db) == rc || ffi::sqlite3_errcode(db) == rc {
+            ffi::sqlite3_errmsg(db)
+        } else {
+            ffi::sqlite3_errstr(rc)
+        };
         (!m.is_null()).then(|| CStr::from_ptr(m).to_string_lossy().into_owned())
     };
     Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), msg))
@@ -297,6 +310,8 @@ mod tests {
             stream: "audit".into(),
             action: format!("a.{n}"),
             actor_name: n.is_multiple_of(2).then(|| format!("Ann \u{e9} {n}")),
+            // An empty text is stored empty, not NULL.
+            actor_id: n.is_multiple_of(7).then(String::new),
             // A NUL inside a text is kept (bound by length, not as C text).
             target_name: n.is_multiple_of(5).then(|| format!("x\0y{n}")),
             details: n
@@ -352,6 +367,8 @@ mod tests {
         assert_eq!(kept.action, "a.99", "an existing id is left untouched");
         let nul = stored.iter().find(|e| e.action == "a.10").unwrap();
         assert_eq!(nul.target_name.as_deref(), Some("x\0y10"));
+        let empty = stored.iter().find(|e| e.action == "a.14").unwrap();
+        assert_eq!(empty.actor_id.as_deref(), Some(""));
     }
 
     #[test]
