@@ -147,32 +147,36 @@ impl<'c> Inserter<'c> {
     pub(crate) fn insert(&mut self, id: Option<i64>, r: &Record<'_>) -> rusqlite::Result<()> {
         // SAFETY: `one` is live; `r` outlives the call (see the type's docs).
         let rc = unsafe { bind_row(self.one.0, 0, id, r) };
-        self.step(self.one.0, rc)
+        self.step(&self.one, rc)
     }
 
     /// [`Inserter::insert`] for [`GROUP`] rows, in one statement.
     fn insert_group(&mut self, rows: &[(Option<i64>, Record<'_>); GROUP]) -> rusqlite::Result<()> {
-        if self.group.is_none() {
-            self.group = Some(prepare(self.conn, GROUP)?);
-        }
-        let st = self.group.as_ref().map_or(std::ptr::null_mut(), |s| s.0);
+        let st = match self.group.take() {
+            Some(st) => st,
+            None => prepare(self.conn, GROUP)?,
+        };
         let mut rc = ffi::SQLITE_OK;
         for (i, (id, r)) in rows.iter().enumerate() {
             if rc != ffi::SQLITE_OK {
                 break;
             }
-            // SAFETY: `st` is live; the rows outlive the call.
-            rc = unsafe { bind_row(st, i as c_int * PARAMS, *id, r) };
+            // SAFETY: `st` is live, with GROUP * PARAMS parameters; the
+            // rows outlive the call.
+            rc = unsafe { bind_row(st.0, i as c_int * PARAMS, *id, r) };
         }
-        self.step(st, rc)
+        let out = self.step(&st, rc);
+        self.group = Some(st);
+        out
     }
 
     /// Runs `st` once its binding answered `rc`, then resets it.
-    fn step(&self, st: *mut ffi::sqlite3_stmt, mut rc: c_int) -> rusqlite::Result<()> {
-        // SAFETY: `st` is a live statement of ours, every parameter bound.
+    fn step(&self, st: &Stmt<'_>, mut rc: c_int) -> rusqlite::Result<()> {
+        // SAFETY: `st` is a live statement of ours (a failed prepare never
+        // makes an `Inserter`), every parameter bound.
         unsafe {
             if rc == ffi::SQLITE_OK {
-                rc = match ffi::sqlite3_step(st) {
+                rc = match ffi::sqlite3_step(st.0) {
                     ffi::SQLITE_DONE => ffi::SQLITE_OK,
                     other => other,
                 };
@@ -180,7 +184,7 @@ impl<'c> Inserter<'c> {
             // The step's error is also what reset answers; the one to report
             // is the first, read before reset clears the message.
             let out = check(self.conn, rc);
-            ffi::sqlite3_reset(st);
+            ffi::sqlite3_reset(st.0);
             out
         }
     }
