@@ -126,6 +126,52 @@ fn an_upload_that_fills_the_export_disk_leaves_nothing_at_its_key() {
     assert_eq!(files(&exports), Vec::<PathBuf>::new());
 }
 
+/// `export --output` writes its file with direct I/O (tmpfs does it since
+/// Linux 6.6): a disk that fills mid-export fails the command with one
+/// line, and leaves neither the file nor its temporary. Then, with room,
+/// the same export writes exactly what standard output gets.
+#[test]
+fn a_cli_export_that_fills_its_disk_leaves_no_file_and_succeeds_with_room() {
+    let env = Env::new();
+    let disk = env.path("out-disk");
+    let Some(_disk) = Tmpfs::mount(&disk, 3) else {
+        return;
+    };
+    // About 7 MB of CSV for a 3 MiB disk.
+    env.expect(&["seed", "--rows", "20000", "--orgs", "1"], 0);
+    let target = disk.join("all.csv");
+    let args = [
+        "export",
+        "--org",
+        "org_1",
+        "--from",
+        "2025-01-01",
+        "--to",
+        "2025-12-31",
+        "--format",
+        "csv",
+        "--output",
+    ];
+    let mut full = args.to_vec();
+    full.push(target.to_str().unwrap());
+    let out = env.run(&full);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("No space left"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_eq!(files(&disk), Vec::<PathBuf>::new());
+
+    // Room for it: a quarter (~1.7 MB), byte for byte as on stdout.
+    let mut some = args.to_vec();
+    some[6] = "2025-03-31";
+    some.push(target.to_str().unwrap());
+    env.expect(&some, 0);
+    let stdout = env.export_stdout("org_1", "2025-01-01", "2025-03-31", "csv", &[]);
+    assert!(stdout.len() > 1 << 20, "more than one direct chunk");
+    assert_eq!(std::fs::read(&target).unwrap(), stdout);
+    assert_eq!(files(&disk), vec![target]);
+}
+
 #[test]
 fn a_full_database_disk_answers_507_stays_intact_and_recovers() {
     let env = Env::new();

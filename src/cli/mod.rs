@@ -6,6 +6,8 @@
 //! no file written). This module holds no business logic.
 
 mod admin;
+#[cfg(target_os = "linux")]
+mod direct;
 mod export;
 mod ingest;
 mod jobs;

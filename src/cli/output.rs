@@ -7,6 +7,8 @@ use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
+#[cfg(target_os = "linux")]
+use super::direct::DirectFile;
 use crate::cli::CliError;
 
 pub(super) fn check_output_path(p: &Path) -> Result<(), CliError> {
@@ -64,23 +66,21 @@ impl TempOutput {
         }
     }
 
-    pub(super) fn create(&mut self) -> io::Result<BufWriter<Synced>> {
+    pub(super) fn create(&mut self) -> io::Result<BufWriter<FileOut>> {
         let f = if self.direct {
-            std::fs::OpenOptions::new().write(true).open(&self.target)?
+            let f = std::fs::OpenOptions::new().write(true).open(&self.target)?;
+            FileOut::Synced(Synced::plain(f))
         } else {
-            let f = File::create(&self.temp)?;
             self.created = true;
-            f
-        };
-        let f = if self.direct {
-            Synced::plain(f)
-        } else {
-            Synced::new(f)
+            match direct_file(&self.temp)? {
+                Some(d) => FileOut::Direct(d),
+                None => FileOut::Synced(Synced::new(File::create(&self.temp)?)),
+            }
         };
         Ok(BufWriter::with_capacity(1 << 16, f))
     }
 
-    pub(super) fn commit(mut self, out: BufWriter<Synced>) -> io::Result<()> {
+    pub(super) fn commit(mut self, out: BufWriter<FileOut>) -> io::Result<()> {
         let f = out.into_inner().map_err(|e| e.into_error())?.finish()?;
         if self.direct {
             return Ok(());
@@ -90,6 +90,54 @@ impl TempOutput {
         std::fs::rename(&self.temp, &self.target)?;
         self.created = false;
         Ok(())
+    }
+}
+
+/// A regular file written with direct I/O where the platform and file
+/// system allow it (see `super::direct`).
+#[cfg(target_os = "linux")]
+fn direct_file(path: &Path) -> io::Result<Option<DirectFile>> {
+    DirectFile::create(path)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn direct_file(_: &Path) -> io::Result<Option<Synced>> {
+    Ok(None)
+}
+
+/// The output file: written around the page cache, or through it and
+/// synced as it grows.
+pub(super) enum FileOut {
+    #[cfg(target_os = "linux")]
+    Direct(DirectFile),
+    #[cfg(not(target_os = "linux"))]
+    Direct(Synced),
+    Synced(Synced),
+}
+
+impl FileOut {
+    /// Every byte written (not yet synced).
+    fn finish(self) -> io::Result<File> {
+        match self {
+            FileOut::Direct(d) => d.finish(),
+            FileOut::Synced(s) => s.finish(),
+        }
+    }
+}
+
+impl io::Write for FileOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            FileOut::Direct(d) => d.write(buf),
+            FileOut::Synced(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            FileOut::Direct(d) => d.flush(),
+            FileOut::Synced(s) => s.flush(),
+        }
     }
 }
 
