@@ -244,6 +244,9 @@ impl SpoolStep<'_> {
             buf.clear();
             if len - durable_len >= cfg.checkpoint_bytes || last_cp.elapsed() >= interval {
                 self.sync_and_checkpoint(&file, lease, &pages, earlier_first, len)?;
+                if deflater.is_some() {
+                    release_cache(&file, len);
+                }
                 durable_len = len;
                 last_cp = Instant::now();
             }
@@ -390,6 +393,27 @@ impl SpoolStep<'_> {
         Ok(())
     }
 }
+
+/// Lets the kernel drop the spool's first `len` bytes (synced, clean) from
+/// the page cache. When the job compresses, the stored file is the deflate
+/// stream, so the raw spool is only read again if a run resumes. Freed at
+/// each checkpoint, its pages are reused by the next 16 MiB of writes
+/// instead of new ones being found for the whole spool: on this kind of VM
+/// a free page goes back to the host, and each fresh one costs a host fault
+/// (a 1M-row zipped job spent 0.7-1.0 s of system time writing its 336 MB
+/// spool). Advice only: an error changes nothing.
+#[cfg(target_os = "linux")]
+fn release_cache(file: &File, len: u64) {
+    let _ = rustix::fs::fadvise(
+        file,
+        0,
+        std::num::NonZeroU64::new(len),
+        rustix::fs::Advice::DontNeed,
+    );
+}
+
+#[cfg(not(target_os = "linux"))]
+fn release_cache(_: &File, _: u64) {}
 
 #[cfg(test)]
 mod tests {
