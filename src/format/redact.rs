@@ -165,6 +165,9 @@ impl Redactor {
 
     /// Whether a string is itself a credential (`Bearer …`, `Basic …`).
     pub fn is_credential(value: &str) -> bool {
+        if !may_start_credential(value.as_bytes()) {
+            return false;
+        }
         let b = value.trim_start().as_bytes();
         [b"bearer ".as_slice(), b"basic ".as_slice()]
             .iter()
@@ -198,6 +201,20 @@ impl Redactor {
         let mut out = Vec::with_capacity(json.len());
         self.json_into(json, &mut out);
         String::from_utf8(out).unwrap_or_else(|_| json.to_string())
+    }
+}
+
+/// Whether text starting like `b` could be a credential, possibly behind
+/// white space or, in raw JSON, an escape: false for nearly every value
+/// (this runs for every field and JSON string of every exported row), so
+/// the full check — Unicode white space trimmed, escapes decoded — only
+/// runs for the few that start with `b`, `B`, white space, `\` or a
+/// non-ASCII byte.
+fn may_start_credential(b: &[u8]) -> bool {
+    match b.first() {
+        None => false,
+        // 0x09..=0x0D and space: the ASCII characters `trim_start` removes.
+        Some(&c) => !c.is_ascii() || matches!(c, b'b' | b'B' | b'\\' | b' ' | 0x09..=0x0D),
     }
 }
 
@@ -249,6 +266,7 @@ impl Rewrite<'_, '_> {
         // A value is stored as sent, escapes included (`\u0042earer …`):
         // one with a backslash is decoded before it is judged.
         let credential = b[i] == b'"'
+            && b.get(i + 1..end - 1).is_some_and(may_start_credential)
             && self.text.get(i + 1..end - 1).is_some_and(|raw| {
                 if raw.contains('\\') {
                     self.text
@@ -377,6 +395,28 @@ mod tests {
         );
         assert_eq!(text("Basic abc"), REDACTED);
         assert_eq!(text("Basically fine"), "Basically fine");
+    }
+
+    #[test]
+    fn the_quick_rejection_keeps_every_credential() {
+        // Every start the full check could accept passes the quick one.
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            for rest in ["Bearer x", "basic x"] {
+                let v = format!("{c}{rest}");
+                if Redactor::is_credential(&v) || c == 'b' || c == 'B' {
+                    assert!(may_start_credential(v.as_bytes()), "{c:?}");
+                }
+            }
+        }
+        // As raw JSON text: an escape may decode to one of them.
+        assert_eq!(
+            r(r#"["\u0020Bearer x","\u00a0Basic y"]"#),
+            r#"["[REDACTED]","[REDACTED]"]"#
+        );
+        assert_eq!(r(r#"["\u000bBearer x"]"#), r#"["[REDACTED]"]"#);
+        assert_eq!(text("\u{a0}Bearer x"), REDACTED);
+        assert_eq!(text("\u{b}basic x"), REDACTED);
+        assert_eq!(text("xBearer y"), "xBearer y");
     }
 
     #[test]
