@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::scan::{skip_ws, string_end, value_end};
 use words::{sensitive_words, WORD_LAST};
 
+mod verdicts;
 mod words;
 
 /// What replaces a redacted value.
@@ -76,6 +77,8 @@ pub struct Redactor {
     exact_len: [bool; 64],
     first: [bool; 256],
     last: [bool; 256],
+    /// Tells this redactor's remembered verdicts from another's.
+    id: u64,
 }
 
 impl Default for Redactor {
@@ -94,6 +97,7 @@ impl Redactor {
             exact_len: [false; 64],
             first: [false; 256],
             last: [false; 256],
+            id: verdicts::new_id(),
         };
         for k in DEFAULT_KEYS
             .iter()
@@ -161,6 +165,12 @@ impl Redactor {
                         && key.is_char_boundary(p.len())
                         && key[..p.len()].eq_ignore_ascii_case(p)
                 }))
+    }
+
+    /// [`Redactor::is_sensitive_key`], remembered per thread: the rows of
+    /// an export repeat the same few keys.
+    fn is_sensitive_key_cached(&self, key: &str) -> bool {
+        verdicts::verdict(self.id, key, |k| self.is_sensitive_key(k))
     }
 
     /// Whether a string is itself a credential (`Bearer …`, `Basic …`).
@@ -300,7 +310,7 @@ impl Rewrite<'_, '_> {
                     .ok()
                     .is_some_and(|k| self.redactor.is_sensitive_key(&k))
             } else {
-                self.redactor.is_sensitive_key(raw)
+                self.redactor.is_sensitive_key_cached(raw)
             };
             j = skip_ws(b, kend);
             if *b.get(j)? != b':' {
