@@ -14,14 +14,18 @@
 //! It never decides where the file goes or when it is complete (that is
 //! `output::TempOutput`, which syncs and renames it); it only writes bytes
 //! in order. Where the file system refuses direct I/O, it writes through
-//! the page cache instead, with the same result.
+//! the page cache instead, with the same result. One descriptor does it
+//! all: for the unaligned tail the flag is cleared on it (`fcntl`), so the
+//! bytes always go to the file that was created, whatever its mode.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
+
+use rustix::fs::OFlags;
 
 /// Bytes per direct write; a multiple of every block size in use (4 KiB).
 const CHUNK: usize = 1 << 20;
@@ -40,11 +44,14 @@ struct Aligned {
 }
 
 impl Aligned {
-    fn new() -> Aligned {
+    /// `None` if no aligned start is found (`align_offset` is allowed to
+    /// say so, though it does not for bytes here): the file is then
+    /// written through the page cache rather than wrongly.
+    fn new() -> Option<Aligned> {
         let mem = vec![0u8; CHUNK + ALIGN];
         // Safe code finds the aligned start inside a slightly larger block.
         let start = mem.as_ptr().align_offset(ALIGN);
-        Aligned { mem, start, len: 0 }
+        (start < ALIGN).then_some(Aligned { mem, start, len: 0 })
     }
 
     fn filled(&self) -> &[u8] {
@@ -72,62 +79,88 @@ enum Piece {
     Tail(Aligned),
 }
 
+/// What the writing thread leaves.
+struct Written {
+    file: File,
+    /// The file system refused a direct write: the page cache was used.
+    fell_back: bool,
+}
+
+fn is_einval(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
+}
+
 /// The output file, written by a thread with direct I/O in chunks of
 /// [`CHUNK`] bytes; the last, unaligned bytes through the page cache.
 pub(super) struct DirectFile {
+    /// The buffer being filled; `None` once the writer has failed.
     current: Option<Aligned>,
     to_writer: Option<SyncSender<Piece>>,
     free: Receiver<Aligned>,
-    writer: Option<JoinHandle<io::Result<File>>>,
+    writer: Option<JoinHandle<io::Result<Written>>>,
+    /// The writer's error, kept: every later call returns it again.
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 impl DirectFile {
     /// Creates (truncates) `path` for direct writing. `Ok(None)` when the
     /// file system does not do direct I/O (the caller writes buffered).
     pub(super) fn create(path: &Path) -> io::Result<Option<DirectFile>> {
+        let buffers: Option<Vec<Aligned>> = (0..BUFFERS).map(|_| Aligned::new()).collect();
+        let Some(mut buffers) = buffers else {
+            return Ok(None);
+        };
         let file = match OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .custom_flags(libc::O_DIRECT)
+            .custom_flags(OFlags::DIRECT.bits() as i32)
             .open(path)
         {
             Ok(f) => f,
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(None),
+            Err(e) if is_einval(&e) => return Ok(None),
             Err(e) => return Err(e),
         };
         let (to_writer, pieces) = sync_channel::<Piece>(BUFFERS - 1);
         let (give_back, free) = sync_channel::<Aligned>(BUFFERS);
-        for _ in 0..BUFFERS - 1 {
-            give_back
-                .send(Aligned::new())
-                .expect("the receiver is here");
+        let current = buffers.pop();
+        for b in buffers {
+            give_back.send(b).expect("the receiver is here");
         }
-        let path = path.to_path_buf();
         let writer = std::thread::Builder::new()
             .name("export-write".into())
-            .spawn(move || write_pieces(file, path, pieces, give_back))?;
+            .spawn(move || write_pieces(file, pieces, give_back))?;
         Ok(Some(DirectFile {
-            current: Some(Aligned::new()),
+            current,
             to_writer: Some(to_writer),
             free,
             writer: Some(writer),
+            failed: None,
         }))
     }
 
-    /// The writing thread's error, once it has stopped.
+    /// The writing thread's error (it has stopped), remembered for every
+    /// later call.
     fn writer_error(&mut self) -> io::Error {
-        self.to_writer = None;
-        match self.writer.take().map(|h| h.join()) {
-            Some(Ok(Err(e))) => e,
-            Some(Err(_)) => io::Error::other("the output writing thread panicked"),
-            _ => io::Error::other("the output writing thread stopped"),
+        if self.failed.is_none() {
+            self.current = None;
+            self.to_writer = None;
+            let e = match self.writer.take().map(|h| h.join()) {
+                Some(Ok(Err(e))) => e,
+                Some(Err(_)) => io::Error::other("the output writing thread panicked"),
+                _ => io::Error::other("the output writing thread stopped"),
+            };
+            self.failed = Some((e.kind(), e.to_string()));
         }
+        let (kind, msg) = self.failed.as_ref().expect("set above");
+        io::Error::new(*kind, msg.clone())
     }
 
     /// Hands the full buffer to the writer and takes an empty one.
     fn ship(&mut self) -> io::Result<()> {
-        let full = self.current.take().expect("a buffer is always held");
+        let Some(full) = self.current.take() else {
+            return Err(self.writer_error());
+        };
         let sent = self
             .to_writer
             .as_ref()
@@ -148,20 +181,39 @@ impl DirectFile {
     /// Writes what is left and waits for every write; returns the file,
     /// not yet synced (the caller syncs before it renames).
     pub(super) fn finish(mut self) -> io::Result<File> {
-        let tail = self.current.take().expect("a buffer is always held");
+        let w = self.finish_written()?;
+        if w.fell_back {
+            tracing::debug!("the file system refused direct I/O; written through the page cache");
+        }
+        Ok(w.file)
+    }
+
+    fn finish_written(&mut self) -> io::Result<Written> {
+        let Some(tail) = self.current.take() else {
+            return Err(self.writer_error());
+        };
         let sent = self
             .to_writer
             .take()
             .is_some_and(|tx| tx.send(Piece::Tail(tail)).is_ok());
-        let result = match self.writer.take().map(|h| h.join()) {
-            Some(Ok(r)) => r,
-            Some(Err(_)) => Err(io::Error::other("the output writing thread panicked")),
-            None => Err(io::Error::other("the output writing thread stopped")),
-        };
-        match (sent, result) {
-            (true, r) => r,
-            (false, Err(e)) => Err(e),
-            (false, Ok(_)) => Err(io::Error::other("the output writing thread stopped")),
+        let joined = self.writer.take().map(|h| h.join());
+        match (sent, joined) {
+            (true, Some(Ok(r))) => r,
+            (false, Some(Ok(Err(e)))) => Err(e),
+            (_, Some(Err(_))) => Err(io::Error::other("the output writing thread panicked")),
+            _ => Err(io::Error::other("the output writing thread stopped")),
+        }
+    }
+}
+
+impl Drop for DirectFile {
+    /// Dropped unfinished (an error upstream): the writer is told to stop
+    /// and waited for, so nothing writes to the file after its owner has
+    /// removed it.
+    fn drop(&mut self) {
+        self.to_writer = None;
+        if let Some(h) = self.writer.take() {
+            let _ = h.join();
         }
     }
 }
@@ -170,7 +222,9 @@ impl Write for DirectFile {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let mut done = 0;
         while done < data.len() {
-            let buf = self.current.as_mut().expect("a buffer is always held");
+            let Some(buf) = self.current.as_mut() else {
+                return Err(self.writer_error());
+            };
             done += buf.fill(&data[done..]);
             if buf.is_full() {
                 self.ship()?;
@@ -182,48 +236,46 @@ impl Write for DirectFile {
     fn flush(&mut self) -> io::Result<()> {
         // Chunks are written as they fill; the tail only by `finish`
         // (a direct write must be whole blocks).
-        Ok(())
+        match self.failed {
+            Some(_) => Err(self.writer_error()),
+            None => Ok(()),
+        }
     }
 }
 
 /// The writing thread: chunks in order with direct I/O, then the tail
-/// through a second, buffered handle on the same file.
+/// through the page cache (the flag cleared on the same descriptor).
 fn write_pieces(
     mut file: File,
-    path: PathBuf,
     pieces: Receiver<Piece>,
     give_back: SyncSender<Aligned>,
-) -> io::Result<File> {
+) -> io::Result<Written> {
     let mut direct = true;
-    let mut written: u64 = 0;
+    let mut fell_back = false;
     for piece in pieces {
         let (buf, last) = match piece {
             Piece::Chunk(b) => (b, false),
             Piece::Tail(b) => (b, true),
         };
-        if last || !direct {
-            if direct {
-                file = buffered_at(&path, written)?;
-                direct = false;
-            }
-            file.write_all(buf.filled())?;
-        } else {
-            match file.write_all(buf.filled()) {
-                Ok(()) => {}
-                // A file system that opened the file for direct I/O but
-                // refuses the write itself (nothing was written): go on
-                // through the page cache.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    file = buffered_at(&path, written)?;
-                    direct = false;
-                    file.write_all(buf.filled())?;
-                }
-                Err(e) => return Err(e),
-            }
+        if last && direct {
+            clear_direct(&file)?;
+            direct = false;
         }
-        written += buf.len as u64;
+        match file.write_all(buf.filled()) {
+            Ok(()) => {}
+            // A file system that opened the file for direct I/O but refuses
+            // the write itself (nothing written, the offset unmoved): the
+            // rest goes through the page cache.
+            Err(e) if direct && is_einval(&e) => {
+                clear_direct(&file)?;
+                direct = false;
+                fell_back = true;
+                file.write_all(buf.filled())?;
+            }
+            Err(e) => return Err(e),
+        }
         if last {
-            return Ok(file);
+            return Ok(Written { file, fell_back });
         }
         // The filler may be gone (an error upstream): nothing to give back to.
         let _ = give_back.send(buf);
@@ -231,11 +283,11 @@ fn write_pieces(
     Err(io::Error::other("the export stopped before its end"))
 }
 
-/// `path` opened again without direct I/O, positioned at `at`.
-fn buffered_at(path: &Path, at: u64) -> io::Result<File> {
-    let mut f = OpenOptions::new().write(true).open(path)?;
-    f.seek(SeekFrom::Start(at))?;
-    Ok(f)
+/// Turns direct I/O off on `file`: later writes go through the page cache.
+fn clear_direct(file: &File) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(file)?;
+    rustix::fs::fcntl_setfl(file, flags - OFlags::DIRECT)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -272,20 +324,51 @@ mod tests {
         }
     }
 
+    /// The bytes go to the file that was created, through its own
+    /// descriptor: renamed while it is written (or made read-only), it
+    /// still gets its tail, and nothing appears at the old name.
     #[test]
-    fn a_write_error_is_returned_not_lost() {
+    fn the_tail_goes_to_the_created_file_not_to_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let moved = dir.path().join("moved");
+        let mut out = DirectFile::create(&path).unwrap().expect("direct I/O");
+        let data = vec![7u8; CHUNK + 10];
+        out.write_all(&data).unwrap();
+        std::fs::rename(&path, &moved).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&moved, std::fs::Permissions::from_mode(0o400)).unwrap();
+        out.finish().unwrap().sync_all().unwrap();
+        assert_eq!(std::fs::read(&moved).unwrap(), data);
+        assert!(!path.exists());
+    }
+
+    /// The writer's error reaches every later call, as an error: never a
+    /// panic, never a success.
+    #[test]
+    fn after_a_write_error_every_call_fails() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out");
         let mut out = DirectFile::create(&path).unwrap().expect("direct I/O");
-        // The file's directory goes: the tail's second handle cannot open.
-        out.write_all(b"short tail").unwrap();
-        drop(dir);
-        assert!(out.finish().is_err());
+        // The writer fails as soon as it is handed a chunk.
+        out.writer = Some(std::thread::spawn(|| {
+            Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"))
+        }));
+        out.to_writer = None;
+        let e = out.write_all(&vec![1u8; CHUNK]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{e}");
+        assert_eq!(
+            out.write(b"more").unwrap_err().kind(),
+            io::ErrorKind::StorageFull
+        );
+        assert_eq!(out.flush().unwrap_err().kind(), io::ErrorKind::StorageFull);
+        assert_eq!(out.finish().unwrap_err().to_string(), "disk full");
     }
 
-    /// A direct write the file system refuses (here: a length that is not
-    /// whole blocks) is written through the page cache instead, at the
-    /// same place, and so is everything after it.
+    /// A direct write the file system refuses (a length that is not whole
+    /// blocks) is written through the page cache instead, at the same
+    /// place, and so is everything after it. tmpfs takes such writes
+    /// directly; elsewhere (ext4 here) the fallback must have run.
     #[test]
     fn a_refused_direct_write_goes_through_the_page_cache() {
         let dir = tempfile::tempdir().unwrap();
@@ -294,24 +377,27 @@ mod tests {
             .write(true)
             .create(true)
             .truncate(true)
-            .custom_flags(libc::O_DIRECT)
+            .custom_flags(OFlags::DIRECT.bits() as i32)
             .open(&path)
             .unwrap();
+        const TMPFS_MAGIC: i64 = 0x0102_1994;
+        let tmpfs = rustix::fs::fstatfs(&file).unwrap().f_type as i64 == TMPFS_MAGIC;
         let (tx, pieces) = sync_channel(4);
         let (give_back, _free) = sync_channel(4);
         let mut expected = Vec::new();
         for (len, byte) in [(CHUNK, b'a'), (100, b'b'), (CHUNK, b'c')] {
-            let mut b = Aligned::new();
+            let mut b = Aligned::new().unwrap();
             b.fill(&vec![byte; len]);
             expected.extend(std::iter::repeat_n(byte, len));
             tx.send(Piece::Chunk(b)).unwrap();
         }
-        let mut tail = Aligned::new();
+        let mut tail = Aligned::new().unwrap();
         tail.fill(b"tail");
         expected.extend_from_slice(b"tail");
         tx.send(Piece::Tail(tail)).unwrap();
-        let f = write_pieces(file, path.clone(), pieces, give_back).unwrap();
-        f.sync_all().unwrap();
+        let w = write_pieces(file, pieces, give_back).unwrap();
+        w.file.sync_all().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), expected);
+        assert_eq!(w.fell_back, !tmpfs);
     }
 }

@@ -53,19 +53,24 @@ pub(super) fn verdict(id: u64, key: &str, judge: impl FnOnce(&str) -> bool) -> b
         ^ b[n - 1] as usize
         ^ (b[n / 2] as usize) << 2)
         & (SLOTS - 1);
+    let known = TABLE.with(|t| {
+        let t = t.borrow();
+        let s = &t[slot];
+        (s.redactor == id && s.len as usize == n && &s.key[..n] == b).then_some(s.sensitive)
+    });
+    if let Some(sensitive) = known {
+        return sensitive;
+    }
+    // Judged outside the borrow: the rule may use this table itself one day.
+    let sensitive = judge(key);
     TABLE.with(|t| {
-        let mut t = t.borrow_mut();
-        let s = &mut t[slot];
-        if s.redactor == id && s.len as usize == n && &s.key[..n] == b {
-            return s.sensitive;
-        }
-        let sensitive = judge(key);
+        let s = &mut t.borrow_mut()[slot];
         s.redactor = id;
         s.len = n as u8;
         s.sensitive = sensitive;
         s.key[..n].copy_from_slice(b);
-        sensitive
-    })
+    });
+    sensitive
 }
 
 #[cfg(test)]

@@ -396,7 +396,8 @@ impl SpoolStep<'_> {
 
 /// Lets the kernel drop the spool's first `len` bytes (synced, clean) from
 /// the page cache. When the job compresses, the stored file is the deflate
-/// stream, so the raw spool is only read again if a run resumes. Freed at
+/// stream, so the raw spool is only read again if a run resumes or the
+/// upload finds no usable stream and compresses it afresh. Freed at
 /// each checkpoint, its pages are reused by the next 16 MiB of writes
 /// instead of new ones being found for the whole spool: on this kind of VM
 /// a free page goes back to the host, and each fresh one costs a host fault
