@@ -156,18 +156,31 @@ impl DirectFile {
         io::Error::new(*kind, msg.clone())
     }
 
-    /// Hands the full buffer to the writer and takes an empty one.
-    fn ship(&mut self) -> io::Result<()> {
-        let Some(full) = self.current.take() else {
+    /// Hands the buffer being filled to the writer: a full chunk, or the
+    /// tail.
+    fn hand_over(&mut self, last: bool) -> io::Result<()> {
+        let Some(buf) = self.current.take() else {
             return Err(self.writer_error());
+        };
+        let piece = if last {
+            Piece::Tail(buf)
+        } else {
+            Piece::Chunk(buf)
         };
         let sent = self
             .to_writer
             .as_ref()
-            .is_some_and(|tx| tx.send(Piece::Chunk(full)).is_ok());
-        if !sent {
-            return Err(self.writer_error());
+            .is_some_and(|tx| tx.send(piece).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            Err(self.writer_error())
         }
+    }
+
+    /// Hands the full buffer to the writer and takes an empty one.
+    fn ship(&mut self) -> io::Result<()> {
+        self.hand_over(false)?;
         match self.free.recv() {
             Ok(mut b) => {
                 b.len = 0;
@@ -181,28 +194,17 @@ impl DirectFile {
     /// Writes what is left and waits for every write; returns the file,
     /// not yet synced (the caller syncs before it renames).
     pub(super) fn finish(mut self) -> io::Result<File> {
-        let w = self.finish_written()?;
+        self.hand_over(true)?;
+        self.to_writer = None;
+        let w = match self.writer.take().map(|h| h.join()) {
+            Some(Ok(r)) => r?,
+            Some(Err(_)) => return Err(io::Error::other("the output writing thread panicked")),
+            None => return Err(io::Error::other("the output writing thread stopped")),
+        };
         if w.fell_back {
             tracing::debug!("the file system refused direct I/O; written through the page cache");
         }
         Ok(w.file)
-    }
-
-    fn finish_written(&mut self) -> io::Result<Written> {
-        let Some(tail) = self.current.take() else {
-            return Err(self.writer_error());
-        };
-        let sent = self
-            .to_writer
-            .take()
-            .is_some_and(|tx| tx.send(Piece::Tail(tail)).is_ok());
-        let joined = self.writer.take().map(|h| h.join());
-        match (sent, joined) {
-            (true, Some(Ok(r))) => r,
-            (false, Some(Ok(Err(e)))) => Err(e),
-            (_, Some(Err(_))) => Err(io::Error::other("the output writing thread panicked")),
-            _ => Err(io::Error::other("the output writing thread stopped")),
-        }
     }
 }
 
