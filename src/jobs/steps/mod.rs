@@ -4,6 +4,7 @@
 //! checkpoints; they return what happened and the scheduler applies it.
 
 pub mod spool;
+mod syncer;
 pub mod upload;
 
 use std::path::{Path, PathBuf};

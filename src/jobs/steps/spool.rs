@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 
+use super::syncer::Syncer;
 use super::{deflate_file, deflate_info, job_filters, spool_file, StepError};
 use crate::audit::query::Cursor;
 use crate::jobs::store::{self, Checkpoint, Lease};
@@ -218,6 +219,9 @@ impl SpoolStep<'_> {
         let interval = Duration::from_millis(cfg.checkpoint_interval_ms);
         let mut last_cp = Instant::now();
         let mut durable_len = len;
+        // What the last sync asked for was written; durable once it is back.
+        let mut requested_len = len;
+        let mut syncer = Syncer::new(&file)?;
         let pace = Pace::new(cfg.rows_per_second, done);
         loop {
             // A page is written whole, after the fenced check below.
@@ -242,12 +246,15 @@ impl SpoolStep<'_> {
             }
             len += buf.len() as u64;
             buf.clear();
-            if len - durable_len >= cfg.checkpoint_bytes || last_cp.elapsed() >= interval {
-                self.sync_and_checkpoint(&file, lease, &pages, earlier_first, len)?;
-                if deflater.is_some() {
-                    release_cache(&file, len);
-                }
-                durable_len = len;
+            // A checkpoint is recorded once its sync is back; the next one
+            // starts syncing while this loop goes on writing.
+            if let Some(cp) = syncer.poll()? {
+                durable_len = self.record(&file, lease, &cp, deflater.is_some())?;
+            }
+            let due = len - requested_len >= cfg.checkpoint_bytes || last_cp.elapsed() >= interval;
+            if due && !syncer.busy() {
+                syncer.request(checkpoint_at(&pages, earlier_first, len))?;
+                requested_len = len;
                 last_cp = Instant::now();
             }
             // Held to the rate in short sleeps: shutdown is never held up,
@@ -270,6 +277,9 @@ impl SpoolStep<'_> {
                 }
             }
             if self.shutdown.is_cancelled() {
+                if let Some(cp) = syncer.wait()? {
+                    durable_len = self.record(&file, lease, &cp, deflater.is_some())?;
+                }
                 if durable_len < len {
                     self.sync_and_checkpoint(&file, lease, &pages, earlier_first, len)?;
                 }
@@ -373,6 +383,7 @@ impl SpoolStep<'_> {
         Ok(Some(d))
     }
 
+    /// Makes the spool's first `len` bytes durable and records them.
     fn sync_and_checkpoint(
         &self,
         file: &File,
@@ -382,15 +393,40 @@ impl SpoolStep<'_> {
         len: u64,
     ) -> Result<(), StepError> {
         file.sync_data()?;
-        let cp = Checkpoint {
-            cursor: pages.cursor(),
-            first: earlier_first.or(pages.first()),
-            exported_count: pages.records(),
-            spool_bytes: len,
-        };
-        let r = self.runner;
-        store::checkpoint(self.conn, lease, &cp, r.lease_ms(), r.now_ms())?;
+        // The run stops here: nothing is left to keep in the cache for.
+        self.record(
+            file,
+            lease,
+            &checkpoint_at(pages, earlier_first, len),
+            false,
+        )?;
         Ok(())
+    }
+
+    /// Records a checkpoint whose bytes are durable; returns its length.
+    fn record(
+        &self,
+        file: &File,
+        lease: &Lease,
+        cp: &Checkpoint,
+        compressing: bool,
+    ) -> Result<u64, StepError> {
+        let r = self.runner;
+        store::checkpoint(self.conn, lease, cp, r.lease_ms(), r.now_ms())?;
+        if compressing {
+            release_cache(file, cp.spool_bytes);
+        }
+        Ok(cp.spool_bytes)
+    }
+}
+
+/// The checkpoint of the spool's first `len` bytes, the rows written so far.
+fn checkpoint_at(pages: &Source, earlier_first: Option<Cursor>, len: u64) -> Checkpoint {
+    Checkpoint {
+        cursor: pages.cursor(),
+        first: earlier_first.or(pages.first()),
+        exported_count: pages.records(),
+        spool_bytes: len,
     }
 }
 
