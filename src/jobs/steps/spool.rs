@@ -265,6 +265,10 @@ impl SpoolStep<'_> {
                     break;
                 }
                 std::thread::sleep(left.min(Duration::from_millis(50)));
+                // A held-back run records its checkpoints while it waits.
+                if let Some(cp) = syncer.poll()? {
+                    durable_len = self.record(&file, lease, &cp, deflater.is_some())?;
+                }
                 if polled.elapsed().as_millis() as i64 >= lease_ms / 4 {
                     let flags = store::poll_flags(self.conn, lease, lease_ms, runner.now_ms())?;
                     if flags.cancel {
@@ -286,6 +290,10 @@ impl SpoolStep<'_> {
                 return Ok(SpoolOutcome::Interrupted);
             }
         }
+        // The sync under way must be seen to end: a write-back error is
+        // reported to one fsync of the file only, and it may have been this
+        // one's (the final sync below could then succeed over lost pages).
+        syncer.wait()?;
         // Fenced once more: a worker that lost its lease must not publish.
         let flags = store::poll_flags(self.conn, lease, lease_ms, runner.now_ms())?;
         if flags.cancel {

@@ -23,7 +23,7 @@ use crate::jobs::store::Checkpoint;
 /// One sync at a time, in the background.
 pub(super) struct Syncer {
     requests: Option<SyncSender<Checkpoint>>,
-    done: Receiver<io::Result<Checkpoint>>,
+    done: Option<Receiver<io::Result<Checkpoint>>>,
     thread: Option<JoinHandle<()>>,
     in_flight: bool,
 }
@@ -51,7 +51,7 @@ impl Syncer {
             })?;
         Ok(Syncer {
             requests: Some(requests),
-            done,
+            done: Some(done),
             thread: Some(thread),
             in_flight: false,
         })
@@ -63,9 +63,11 @@ impl Syncer {
     }
 
     /// Starts making the spool's first `cp.spool_bytes` durable; the caller
-    /// has written them. Call only when not [`Syncer::busy`].
+    /// has written them. One at a time: an error while [`Syncer::busy`].
     pub(super) fn request(&mut self, cp: Checkpoint) -> io::Result<()> {
-        debug_assert!(!self.in_flight);
+        if self.in_flight {
+            return Err(io::Error::other("a spool sync is already under way"));
+        }
         let sent = self.requests.as_ref().is_some_and(|tx| tx.send(cp).is_ok());
         if !sent {
             return Err(io::Error::other("the spool sync thread stopped"));
@@ -80,7 +82,10 @@ impl Syncer {
         if !self.in_flight {
             return Ok(None);
         }
-        match self.done.try_recv() {
+        let Some(done) = &self.done else {
+            return Err(io::Error::other("the spool sync thread stopped"));
+        };
+        match done.try_recv() {
             Ok(r) => {
                 self.in_flight = false;
                 r.map(Some)
@@ -99,9 +104,9 @@ impl Syncer {
             return Ok(None);
         }
         self.in_flight = false;
-        match self.done.recv() {
-            Ok(r) => r.map(Some),
-            Err(_) => Err(io::Error::other("the spool sync thread stopped")),
+        match self.done.as_ref().map(|d| d.recv()) {
+            Some(Ok(r)) => r.map(Some),
+            _ => Err(io::Error::other("the spool sync thread stopped")),
         }
     }
 }
@@ -110,7 +115,10 @@ impl Drop for Syncer {
     /// Waits for a sync under way (its result is dropped with the run that
     /// asked for it) and stops the thread.
     fn drop(&mut self) {
+        // Both channels closed: the thread can neither wait for a request
+        // nor block handing back a result.
         self.requests = None;
+        self.done = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -131,28 +139,56 @@ mod tests {
         }
     }
 
+    /// A checkpoint comes back only after its sync has run to its end, one
+    /// sync per request, while the caller goes on (never waits in `poll`).
     #[test]
-    fn a_checkpoint_comes_back_once_its_sync_is_done() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut f = File::create(dir.path().join("spool")).unwrap();
-        let mut s = Syncer::new(&f).unwrap();
+    fn a_checkpoint_comes_back_only_once_its_sync_is_done() {
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let syncs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = syncs.clone();
+        let mut s = Syncer::with(move || {
+            started_tx.send(()).unwrap();
+            // The disk is slow: this sync ends when the test says so.
+            released.recv().unwrap();
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(s.poll().unwrap(), None, "nothing asked");
-        f.write_all(&[1u8; 4096]).unwrap();
         s.request(cp(4096)).unwrap();
+        started.recv().unwrap();
         assert!(s.busy());
-        // The loop goes on writing meanwhile.
-        f.write_all(&[2u8; 4096]).unwrap();
-        assert_eq!(s.wait().unwrap(), Some(cp(4096)));
-        assert!(!s.busy());
-        s.request(cp(8192)).unwrap();
+        assert_eq!(s.poll().unwrap(), None, "the sync is not done");
+        assert!(s.request(cp(8192)).is_err(), "one at a time");
+        release.send(()).unwrap();
         let got = loop {
             if let Some(c) = s.poll().unwrap() {
                 break c;
             }
             std::thread::yield_now();
         };
-        assert_eq!(got, cp(8192));
+        assert_eq!(got, cp(4096));
+        assert_eq!(syncs.load(std::sync::atomic::Ordering::SeqCst), 1);
+        s.request(cp(8192)).unwrap();
+        started.recv().unwrap();
+        release.send(()).unwrap();
+        assert_eq!(s.wait().unwrap(), Some(cp(8192)));
+        assert_eq!(syncs.load(std::sync::atomic::Ordering::SeqCst), 2);
         assert_eq!(s.wait().unwrap(), None, "nothing under way");
+    }
+
+    /// On a real file: what was written before the request is what the
+    /// checkpoint covers, and writes may go on meanwhile.
+    #[test]
+    fn a_real_spool_is_synced_while_it_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = File::create(dir.path().join("spool")).unwrap();
+        let mut s = Syncer::new(&f).unwrap();
+        f.write_all(&[1u8; 4096]).unwrap();
+        s.request(cp(4096)).unwrap();
+        f.write_all(&[2u8; 4096]).unwrap();
+        assert_eq!(s.wait().unwrap(), Some(cp(4096)));
     }
 
     #[test]
