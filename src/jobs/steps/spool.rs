@@ -249,7 +249,7 @@ impl SpoolStep<'_> {
             // A checkpoint is recorded once its sync is back; the next one
             // starts syncing while this loop goes on writing.
             if let Some(cp) = syncer.poll()? {
-                durable_len = self.record(&file, lease, &cp, deflater.is_some())?;
+                durable_len = self.record(&file, lease, &cp, durable_len, deflater.is_some())?;
             }
             let due = len - requested_len >= cfg.checkpoint_bytes || last_cp.elapsed() >= interval;
             if due && !syncer.busy() {
@@ -267,7 +267,8 @@ impl SpoolStep<'_> {
                 std::thread::sleep(left.min(Duration::from_millis(50)));
                 // A held-back run records its checkpoints while it waits.
                 if let Some(cp) = syncer.poll()? {
-                    durable_len = self.record(&file, lease, &cp, deflater.is_some())?;
+                    durable_len =
+                        self.record(&file, lease, &cp, durable_len, deflater.is_some())?;
                 }
                 if polled.elapsed().as_millis() as i64 >= lease_ms / 4 {
                     let flags = store::poll_flags(self.conn, lease, lease_ms, runner.now_ms())?;
@@ -282,7 +283,8 @@ impl SpoolStep<'_> {
             }
             if self.shutdown.is_cancelled() {
                 if let Some(cp) = syncer.wait()? {
-                    durable_len = self.record(&file, lease, &cp, deflater.is_some())?;
+                    durable_len =
+                        self.record(&file, lease, &cp, durable_len, deflater.is_some())?;
                 }
                 if durable_len < len {
                     self.sync_and_checkpoint(&file, lease, &pages, earlier_first, len)?;
@@ -406,23 +408,27 @@ impl SpoolStep<'_> {
             file,
             lease,
             &checkpoint_at(pages, earlier_first, len),
+            0,
             false,
         )?;
         Ok(())
     }
 
     /// Records a checkpoint whose bytes are durable; returns its length.
+    /// `durable` is the previous checkpoint's: only the bytes after it are
+    /// newly clean (those before were released then).
     fn record(
         &self,
         file: &File,
         lease: &Lease,
         cp: &Checkpoint,
+        durable: u64,
         compressing: bool,
     ) -> Result<u64, StepError> {
         let r = self.runner;
         store::checkpoint(self.conn, lease, cp, r.lease_ms(), r.now_ms())?;
         if compressing {
-            release_cache(file, cp.spool_bytes);
+            release_cache(file, durable, cp.spool_bytes);
         }
         Ok(cp.spool_bytes)
     }
@@ -438,7 +444,7 @@ fn checkpoint_at(pages: &Source, earlier_first: Option<Cursor>, len: u64) -> Che
     }
 }
 
-/// Lets the kernel drop the spool's first `len` bytes (synced, clean) from
+/// Lets the kernel drop the spool's bytes `from..to` (synced, clean) from
 /// the page cache. When the job compresses, the stored file is the deflate
 /// stream, so the raw spool is only read again if a run resumes or the
 /// upload finds no usable stream and compresses it afresh. Freed at
@@ -448,17 +454,15 @@ fn checkpoint_at(pages: &Source, earlier_first: Option<Cursor>, len: u64) -> Che
 /// (a 1M-row zipped job spent 0.7-1.0 s of system time writing its 336 MB
 /// spool). Advice only: an error changes nothing.
 #[cfg(target_os = "linux")]
-fn release_cache(file: &File, len: u64) {
-    let _ = rustix::fs::fadvise(
-        file,
-        0,
-        std::num::NonZeroU64::new(len),
-        rustix::fs::Advice::DontNeed,
-    );
+fn release_cache(file: &File, from: u64, to: u64) {
+    let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(from)) else {
+        return;
+    };
+    let _ = rustix::fs::fadvise(file, from, Some(len), rustix::fs::Advice::DontNeed);
 }
 
 #[cfg(not(target_os = "linux"))]
-fn release_cache(_: &File, _: u64) {}
+fn release_cache(_: &File, _: u64, _: u64) {}
 
 #[cfg(test)]
 mod tests {
