@@ -2,12 +2,12 @@
 //! own audit trail and host applications, and the lookup of one event by
 //! id. This module never parses input.
 
-use std::ffi::{c_int, CStr};
-use std::marker::PhantomData;
+use std::ffi::c_int;
 
 use rusqlite::{ffi, Connection, OptionalExtension};
 
 use crate::audit::event::{NewEvent, Record};
+use crate::audit::raw::{self, Stmt};
 
 /// The stored event with this id, if any.
 pub fn load(conn: &Connection, id: i64) -> rusqlite::Result<Option<NewEvent>> {
@@ -120,19 +120,6 @@ pub(crate) struct Inserter<'c> {
     group: Option<Stmt<'c>>,
 }
 
-/// A prepared statement we own, on a connection that outlives it.
-struct Stmt<'c>(*mut ffi::sqlite3_stmt, PhantomData<&'c Connection>);
-
-impl Drop for Stmt<'_> {
-    fn drop(&mut self) {
-        // SAFETY: a statement we prepared, or null (a failed prepare),
-        // which `sqlite3_finalize` accepts as a no-op.
-        unsafe {
-            ffi::sqlite3_finalize(self.0);
-        }
-    }
-}
-
 impl<'c> Inserter<'c> {
     pub(crate) fn new(conn: &'c Connection) -> rusqlite::Result<Self> {
         Ok(Inserter {
@@ -146,7 +133,7 @@ impl<'c> Inserter<'c> {
     /// not used); an explicit id that already exists is left untouched.
     pub(crate) fn insert(&mut self, id: Option<i64>, r: &Record<'_>) -> rusqlite::Result<()> {
         // SAFETY: `one` is live; `r` outlives the call (see the type's docs).
-        let rc = unsafe { bind_row(self.one.0, 0, id, r) };
+        let rc = unsafe { bind_row(self.one.ptr(), 0, id, r) };
         self.step(&self.one, rc)
     }
 
@@ -163,7 +150,7 @@ impl<'c> Inserter<'c> {
             }
             // SAFETY: `st` is live, with GROUP * PARAMS parameters; the
             // rows outlive the call.
-            rc = unsafe { bind_row(st.0, i as c_int * PARAMS, *id, r) };
+            rc = unsafe { bind_row(st.ptr(), i as c_int * PARAMS, *id, r) };
         }
         let out = self.step(&st, rc);
         self.group = Some(st);
@@ -176,15 +163,15 @@ impl<'c> Inserter<'c> {
         // makes an `Inserter`), every parameter bound.
         unsafe {
             if rc == ffi::SQLITE_OK {
-                rc = match ffi::sqlite3_step(st.0) {
+                rc = match ffi::sqlite3_step(st.ptr()) {
                     ffi::SQLITE_DONE => ffi::SQLITE_OK,
                     other => other,
                 };
             }
             // The step's error is also what reset answers; the one to report
             // is the first, read before reset clears the message.
-            let out = check(self.conn, rc);
-            ffi::sqlite3_reset(st.0);
+            let out = raw::check(self.conn, rc);
+            ffi::sqlite3_reset(st.ptr());
             out
         }
     }
@@ -198,22 +185,7 @@ fn prepare(conn: &Connection, rows: usize) -> rusqlite::Result<Stmt<'_>> {
         sql.push_str(ROW_SQL);
     }
     sql.push_str(CONFLICT_SQL);
-    let mut stmt = std::ptr::null_mut();
-    // SAFETY: the handle is live; the SQL is a valid buffer of the given
-    // length; `stmt` receives a statement or null.
-    let rc = unsafe {
-        ffi::sqlite3_prepare_v3(
-            conn.handle(),
-            sql.as_ptr().cast(),
-            sql.len() as c_int,
-            0,
-            &mut stmt,
-            std::ptr::null_mut(),
-        )
-    };
-    let stmt = Stmt(stmt, PhantomData);
-    check(conn, rc)?;
-    Ok(stmt)
+    raw::prepare(conn, &sql)
 }
 
 /// Binds one row's 17 parameters after the first `base`.
@@ -271,27 +243,6 @@ unsafe fn bind_row(
         };
     }
     rc
-}
-
-/// `rc` as a result, with SQLite's message for an error.
-fn check(conn: &Connection, rc: c_int) -> rusqlite::Result<()> {
-    if rc == ffi::SQLITE_OK {
-        return Ok(());
-    }
-    // SAFETY: the handle is live; the message is copied out before any
-    // other call on the connection.
-    let msg = unsafe {
-        let db = conn.handle();
-        // The connection's message when it is about this error, else the
-        // code's generic one (as rusqlite does).
-        let m = if ffi::sqlite3_extended_errcode(db) == rc || ffi::sqlite3_errcode(db) == rc {
-            ffi::sqlite3_errmsg(db)
-        } else {
-            ffi::sqlite3_errstr(rc)
-        };
-        (!m.is_null()).then(|| CStr::from_ptr(m).to_string_lossy().into_owned())
-    };
-    Err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), msg))
 }
 
 #[cfg(test)]

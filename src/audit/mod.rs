@@ -7,6 +7,7 @@ pub mod event;
 pub mod ingest;
 pub mod insert;
 pub mod query;
+mod raw;
 pub mod seed;
 pub mod trail;
 

@@ -7,9 +7,10 @@
 //! become SQL; it never formats output.
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, Row};
+use rusqlite::Connection;
 
 use crate::audit::event::{Record, COLUMNS};
+use crate::audit::raw::Records;
 use crate::filters::{ActionPattern, Filters};
 
 /// Rows fetched per keyset page unless the caller says otherwise.
@@ -215,7 +216,6 @@ impl Scan {
     where
         E: From<rusqlite::Error>,
     {
-        let mut st = conn.prepare_cached(&self.sql)?;
         let (after_at, after_id) = match self.cursor {
             Some(c) => (c.occurred_at, c.id),
             // Strictly after (from - 1 ms, max id) is exactly `occurred_at >= from`.
@@ -225,10 +225,11 @@ impl Scan {
         params.push(Value::Integer(after_at));
         params.push(Value::Integer(after_id));
         params.push(Value::Integer(self.batch as i64));
-        let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
+        // Prepared per page (a page is thousands of rows; a prepare costs
+        // tens of microseconds), read through the C API (see `audit::raw`).
+        let mut rows = Records::query(conn, &self.sql, &params)?;
         let mut n = 0;
-        while let Some(row) = rows.next()? {
-            let rec = record(row)?;
+        while let Some(rec) = rows.next()? {
             if let Some(u) = self.until {
                 if (rec.occurred_at, rec.id) > (u.occurred_at, u.id) {
                     // The next slice's; so is everything after it.
@@ -287,61 +288,6 @@ pub fn slice_bounds(
         }
     }
     Ok(n)
-}
-
-/// Text as UTF-8, checked (SQLite does not guarantee it); the fast check
-/// first, the standard one only to describe a failure.
-fn utf8(b: &[u8]) -> rusqlite::Result<&str> {
-    // Most cells are short and ASCII, where both UTF-8 checks pay a setup
-    // per call (~6% of an export); `is_ascii` reads them a word at a time.
-    if b.is_ascii() {
-        // SAFETY: ASCII is UTF-8.
-        return Ok(unsafe { std::str::from_utf8_unchecked(b) });
-    }
-    match simdutf8::basic::from_utf8(b) {
-        Ok(s) => Ok(s),
-        Err(_) => rusqlite::types::ValueRef::Text(b)
-            .as_str()
-            .map_err(Into::into),
-    }
-}
-
-fn opt<'r>(row: &'r Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
-    match row.get_ref(i)? {
-        rusqlite::types::ValueRef::Null => Ok(None),
-        rusqlite::types::ValueRef::Text(b) => utf8(b).map(Some),
-        other => other.as_str().map(Some).map_err(Into::into),
-    }
-}
-
-fn text<'r>(row: &'r Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
-    match row.get_ref(i)? {
-        rusqlite::types::ValueRef::Text(b) => utf8(b),
-        other => other.as_str().map_err(Into::into),
-    }
-}
-
-/// Borrows a [`Record`] from a row selecting [`COLUMNS`] in order.
-fn record<'r>(row: &'r Row<'_>) -> rusqlite::Result<Record<'r>> {
-    Ok(Record {
-        id: row.get_ref(0)?.as_i64()?,
-        occurred_at: row.get_ref(1)?.as_i64()?,
-        organization_id: text(row, 2)?,
-        stream: text(row, 3)?,
-        action: text(row, 4)?,
-        actor_type: opt(row, 5)?,
-        actor_id: opt(row, 6)?,
-        actor_name: opt(row, 7)?,
-        actor_email: opt(row, 8)?,
-        target_type: opt(row, 9)?,
-        target_id: opt(row, 10)?,
-        target_name: opt(row, 11)?,
-        ip_address: opt(row, 12)?,
-        user_agent: opt(row, 13)?,
-        request_id: opt(row, 14)?,
-        changed_data: opt(row, 15)?,
-        details: opt(row, 16)?,
-    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@
 use crate::audit::Record;
 use crate::time::Zone;
 
+use super::special::json_special;
+
 /// One event; `changed` and `details` are the JSON columns as exported
 /// (redacted), `text` the treatment of the text fields.
 pub(super) fn event(
@@ -90,30 +92,16 @@ fn object(out: &mut Vec<u8>, fields: &[(&str, Option<&str>)], text: fn(&str) -> 
     out.push(b'}');
 }
 
-const fn escape_table() -> [bool; 256] {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-}
-static NEEDS_ESCAPE: [bool; 256] = escape_table();
-
 /// Appends `s` as a JSON string literal.
 pub(super) fn push_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     out.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !NEEDS_ESCAPE[b as usize] {
-            continue;
-        }
+    loop {
+        let i = json_special(bytes, start);
         out.extend_from_slice(&bytes[start..i]);
+        let Some(&b) = bytes.get(i) else { break };
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -131,7 +119,6 @@ pub(super) fn push_str(out: &mut Vec<u8>, s: &str) {
         }
         start = i + 1;
     }
-    out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 
@@ -152,6 +139,53 @@ mod tests {
             push_str(&mut out, s);
             let back: String = serde_json::from_slice(&out).unwrap();
             assert_eq!(back, s);
+        }
+    }
+
+    /// The escape of one byte, as the table says (the reference).
+    fn reference(s: &str) -> Vec<u8> {
+        let mut out = vec![b'"'];
+        for &b in s.as_bytes() {
+            match b {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                b if b < 0x20 => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+                b => out.push(b),
+            }
+        }
+        out.push(b'"');
+        out
+    }
+
+    #[test]
+    fn every_escaped_byte_is_found_at_every_position() {
+        // Bytes next to the special ones in value (and multi-byte UTF-8)
+        // never count; each special byte, alone or in a run, at every
+        // position of strings around the word size.
+        let plain = "az09 !#[]^_`{|}~\u{7f}é€🚀 ";
+        let specials = (0u8..0x20).chain([b'"', b'\\']);
+        for len in 0..40 {
+            let base: String = plain.chars().cycle().take(len).collect();
+            let mut out = Vec::new();
+            push_str(&mut out, &base);
+            assert_eq!(out, reference(&base), "{base:?}");
+            for c in specials.clone() {
+                for at in 0..=base.len() {
+                    if !base.is_char_boundary(at) {
+                        continue;
+                    }
+                    for run in [1, 2, 9] {
+                        let mut s = base.clone();
+                        s.insert_str(at, &(c as char).to_string().repeat(run));
+                        let mut out = Vec::new();
+                        push_str(&mut out, &s);
+                        assert_eq!(out, reference(&s), "{s:?}");
+                    }
+                }
+            }
         }
     }
 }

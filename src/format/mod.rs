@@ -25,6 +25,7 @@ mod json;
 pub mod readable;
 pub mod redact;
 pub mod scan;
+mod special;
 
 use std::sync::Arc;
 
