@@ -257,6 +257,13 @@ impl Scan {
 /// `every`-th key: the ends of slices of about `every` rows each (the other
 /// filters may thin a slice, never lengthen it). `bound` returns `false` to
 /// stop. Returns how many keys were walked.
+///
+/// Two plain index ranges — the rest of `after`'s instant, then the
+/// instants after it — rather than one with the row-value bound
+/// `(occurred_at, id) > (?, ?)`: SQLite seeks with that bound's first
+/// column and checks the whole of it on every key it walks, which made the
+/// walk twice as costly (the slicer is the parallel export's one serial
+/// thread besides the writer).
 pub fn slice_bounds(
     conn: &Connection,
     f: &Filters,
@@ -264,29 +271,48 @@ pub fn slice_bounds(
     every: u64,
     mut bound: impl FnMut(Cursor) -> bool,
 ) -> rusqlite::Result<u64> {
-    let mut st = conn.prepare_cached(
-        "SELECT occurred_at, id FROM audit_logs INDEXED BY audit_logs_org_time \
-         WHERE organization_id = ? AND occurred_at < ? AND (occurred_at, id) > (?, ?) \
-         ORDER BY occurred_at, id",
-    )?;
-    let (at, id) = match after {
-        Some(c) => (c.occurred_at, c.id),
-        None => (f.from_ms - 1, i64::MAX),
-    };
-    let mut rows = st.query(rusqlite::params![f.organization, f.to_ms, at, id])?;
+    let every = every.max(1);
     let mut n = 0u64;
-    while let Some(r) = rows.next()? {
-        n += 1;
-        if n.is_multiple_of(every.max(1)) {
-            let key = Cursor {
-                occurred_at: r.get(0)?,
-                id: r.get(1)?,
-            };
-            if !bound(key) {
-                break;
+    // Calls `bound` at every `every`-th key of one range; false: stopped.
+    let mut walk = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> rusqlite::Result<bool> {
+        let mut st = conn.prepare_cached(sql)?;
+        let mut rows = st.query(params)?;
+        while let Some(r) = rows.next()? {
+            n += 1;
+            if n.is_multiple_of(every) {
+                let key = Cursor {
+                    occurred_at: r.get(0)?,
+                    id: r.get(1)?,
+                };
+                if !bound(key) {
+                    return Ok(false);
+                }
             }
         }
-    }
+        Ok(true)
+    };
+    let after_at = match after {
+        Some(c) => {
+            if c.occurred_at < f.to_ms
+                && !walk(
+                    "SELECT occurred_at, id FROM audit_logs INDEXED BY audit_logs_org_time \
+                     WHERE organization_id = ? AND occurred_at = ? AND id > ? ORDER BY id",
+                    &[&f.organization, &c.occurred_at, &c.id],
+                )?
+            {
+                return Ok(n);
+            }
+            c.occurred_at
+        }
+        // Strictly after `from - 1` is exactly `occurred_at >= from`.
+        None => f.from_ms.saturating_sub(1),
+    };
+    walk(
+        "SELECT occurred_at, id FROM audit_logs INDEXED BY audit_logs_org_time \
+         WHERE organization_id = ? AND occurred_at > ? AND occurred_at < ? \
+         ORDER BY occurred_at, id",
+        &[&f.organization, &after_at, &f.to_ms],
+    )?;
     Ok(n)
 }
 
@@ -328,5 +354,75 @@ mod tests {
         let plan = plan.join("\n");
         assert!(plan.contains("audit_logs_org_time"), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "page query sorts: {plan}");
+    }
+
+    #[test]
+    fn slice_bounds_are_every_nth_key_after_any_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::db::open_data_dir(dir.path()).unwrap();
+        // Runs of rows sharing an instant, another organization's rows
+        // between them, and rows on both sides of the range.
+        let mut keys = Vec::new();
+        for id in 1..=400i64 {
+            let at = 1_000 + id / 7;
+            let org = if id % 5 == 0 { "p" } else { "o" };
+            conn.execute(
+                "INSERT INTO audit_logs (id, occurred_at, organization_id, stream, action) \
+                 VALUES (?, ?, ?, 's', 'a')",
+                rusqlite::params![id, at, org],
+            )
+            .unwrap();
+            if org == "o" && (1_005..1_050).contains(&at) {
+                keys.push(Cursor {
+                    occurred_at: at,
+                    id,
+                });
+            }
+        }
+        let f = crate::filters::Filters {
+            organization: "o".into(),
+            from_ms: 1_005,
+            to_ms: 1_050,
+            actors: vec![],
+            actions: vec![],
+            target_type: None,
+            target_id: None,
+            streams: vec![],
+            q: None,
+        };
+        let afters = [
+            None,
+            Some(keys[0]),
+            Some(keys[10]),
+            Some(keys[11]),
+            keys.last().copied(),
+        ];
+        for after in afters {
+            let rest: Vec<Cursor> = keys.iter().copied().filter(|k| Some(*k) > after).collect();
+            for every in [1, 3, 7, 1_000] {
+                let mut got = Vec::new();
+                let walked = slice_bounds(&conn, &f, after, every, |k| {
+                    got.push(k);
+                    true
+                })
+                .unwrap();
+                assert_eq!(walked, rest.len() as u64, "{after:?} {every}");
+                let want: Vec<Cursor> = rest
+                    .iter()
+                    .copied()
+                    .skip(every as usize - 1)
+                    .step_by(every as usize)
+                    .collect();
+                assert_eq!(got, want, "{after:?} every {every}");
+            }
+            // Stopping at the first bound stops the walk.
+            let mut calls = 0;
+            slice_bounds(&conn, &f, after, 2, |_| {
+                calls += 1;
+                false
+            })
+            .unwrap();
+            assert_eq!(calls, usize::from(rest.len() >= 2));
+        }
     }
 }
