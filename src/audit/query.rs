@@ -219,7 +219,7 @@ impl Scan {
         let (after_at, after_id) = match self.cursor {
             Some(c) => (c.occurred_at, c.id),
             // Strictly after (from - 1 ms, max id) is exactly `occurred_at >= from`.
-            None => (self.from_ms - 1, i64::MAX),
+            None => (self.from_ms.saturating_sub(1), i64::MAX),
         };
         let mut params = self.params.clone();
         params.push(Value::Integer(after_at));

@@ -43,8 +43,10 @@ impl Stmt<'_> {
 /// Prepares one statement (`sql` holds exactly one).
 pub(crate) fn prepare<'c>(conn: &'c Connection, sql: &str) -> rusqlite::Result<Stmt<'c>> {
     let mut stmt = std::ptr::null_mut();
+    let mut tail: *const std::ffi::c_char = std::ptr::null();
     // SAFETY: the handle is live; the SQL is a valid buffer of the given
-    // length; `stmt` receives a statement or null.
+    // length; `stmt` receives a statement or null, `tail` a pointer into
+    // `sql` (where its first statement ends).
     let rc = unsafe {
         ffi::sqlite3_prepare_v3(
             conn.handle(),
@@ -52,7 +54,7 @@ pub(crate) fn prepare<'c>(conn: &'c Connection, sql: &str) -> rusqlite::Result<S
             sql.len() as c_int,
             0,
             &mut stmt,
-            std::ptr::null_mut(),
+            &mut tail,
         )
     };
     let stmt = Stmt(stmt, PhantomData);
@@ -60,6 +62,12 @@ pub(crate) fn prepare<'c>(conn: &'c Connection, sql: &str) -> rusqlite::Result<S
     if stmt.0.is_null() {
         // Only white space or a comment: nothing to run.
         return Err(rusqlite::Error::InvalidQuery);
+    }
+    // What follows the first statement must be nothing (a second one
+    // would be silently ignored), as rusqlite requires.
+    let used = (tail as usize).saturating_sub(sql.as_ptr() as usize);
+    if sql.get(used..).is_some_and(|rest| !rest.trim().is_empty()) {
+        return Err(rusqlite::Error::MultipleStatement);
     }
     Ok(stmt)
 }
@@ -120,7 +128,13 @@ impl<'c, 'p> Records<'c, 'p> {
             ));
         }
         if cols as usize != COLUMNS.len() {
-            return Err(rusqlite::Error::InvalidColumnIndex(COLUMNS.len() - 1));
+            return Err(rusqlite::Error::SqliteFailure(
+                ffi::Error::new(ffi::SQLITE_MISUSE),
+                Some(format!(
+                    "a record query selects {} columns, not {cols}",
+                    COLUMNS.len()
+                )),
+            ));
         }
         for (i, v) in params.iter().enumerate() {
             // SAFETY: `st` is live with `params.len()` parameters; texts and
@@ -356,7 +370,23 @@ mod tests {
             matches!(err, Some(rusqlite::Error::InvalidParameterCount(0, 1))),
             "{err:?}"
         );
-        assert!(Records::query(&conn, "SELECT id FROM audit_logs", &[]).is_err());
+        let err = Records::query(&conn, "SELECT id FROM audit_logs", &[]).err();
+        assert!(format!("{err:?}").contains("not 1"), "{err:?}");
+        let err = Records::query(&conn, &format!("{SELECT}; SELECT 1"), &[]).err();
+        assert!(
+            matches!(err, Some(rusqlite::Error::MultipleStatement)),
+            "{err:?}"
+        );
+        // A trailing `;` and white space are one statement.
+        assert!(Records::query(&conn, &format!("{SELECT} ; \n"), &[]).is_ok());
+        // A NULL in a NOT NULL column (only possible in a query) is an error.
+        let sql = SELECT.replace("organization_id, stream", "organization_id, NULL");
+        let mut rows = Records::query(&conn, &sql, &[]).unwrap();
+        let err = rows.next().unwrap_err();
+        assert!(
+            matches!(err, rusqlite::Error::InvalidColumnType(3, _, Type::Null)),
+            "{err:?}"
+        );
         let err = Records::query(&conn, "SELECT nope FROM audit_logs", &[]).err();
         assert!(format!("{err:?}").contains("no such column"), "{err:?}");
         // A runtime error (here: a failing function) ends the rows.

@@ -93,8 +93,9 @@ impl Set for Json {
 }
 
 #[inline(always)]
-fn find<S: Set>(bytes: &[u8], mut i: usize) -> usize {
+fn find<S: Set>(bytes: &[u8], from: usize) -> usize {
     let n = bytes.len();
+    let mut i = from.min(n);
     #[cfg(target_arch = "x86_64")]
     if n >= 16 {
         let lanes_at = |at: usize| {
@@ -103,7 +104,8 @@ fn find<S: Set>(bytes: &[u8], mut i: usize) -> usize {
             // unaligned (`loadu`).
             S::lanes(unsafe { std::arch::x86_64::_mm_loadu_si128(bytes.as_ptr().add(at).cast()) })
         };
-        while i + 16 <= n {
+        // `i <= n - 16` (not `i + 16 <= n`, which could wrap): n >= 16 here.
+        while i <= n - 16 {
             let m = lanes_at(i);
             if m != 0 {
                 return i + m.trailing_zeros() as usize;
@@ -194,6 +196,19 @@ mod tests {
                 assert_eq!(Csv::word(w), Csv::byte(b), "{b:#x}");
                 assert_eq!(Json::word(w), Json::byte(b), "{b:#x}");
             }
+            #[cfg(target_arch = "x86_64")]
+            for at in 0..16 {
+                let mut v = [b'a'; 16];
+                v[at] = b;
+                // SAFETY: sixteen readable bytes.
+                let lanes = unsafe { std::arch::x86_64::_mm_loadu_si128(v.as_ptr().cast()) };
+                let want = |is: fn(u8) -> bool| if is(b) { 1u32 << at } else { 0 };
+                assert_eq!(Csv::lanes(lanes), want(Csv::byte), "{b:#x} at {at}");
+                assert_eq!(Json::lanes(lanes), want(Json::byte), "{b:#x} at {at}");
+            }
         }
+        // A start past the end finds nothing (and reads nothing).
+        assert_eq!(csv_special(b"a,b", 7), 3);
+        assert_eq!(json_special(&[b'"'; 40], 99), 40);
     }
 }
