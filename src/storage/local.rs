@@ -1,6 +1,7 @@
 //! Local-disk specifics of the store: what opendal's fs service does not do
-//! atomically (copies) and the clean-up of unfinished writes. Never used for
-//! S3; never writes a final key except by a rename.
+//! atomically (copies), moving a finished file into place without a copy,
+//! and the clean-up of unfinished writes. Never used for S3; never writes a
+//! final key except by a rename.
 
 use std::path::Path;
 
@@ -29,6 +30,40 @@ pub(super) fn atomic_copy(root: &Path, from: &str, to: &str) -> std::io::Result<
         let _ = std::fs::remove_file(&tmp);
     }
     copied
+}
+
+/// Moves the finished, synced file `src` to `key` under `root` by a
+/// rename — no second copy of the bytes — and syncs the folder, so the new
+/// name survives a crash. `Ok(false)`: not moved, `src` untouched — on
+/// another file system (the spool and the export folder need not share
+/// one), or refused (the caller's streaming write then reports why, in the
+/// words it uses for every write).
+pub(super) fn move_into(root: &Path, key: &str, src: &Path) -> std::io::Result<bool> {
+    let dst = root.join(key);
+    let dir = dst.parent().unwrap_or(root);
+    if std::fs::create_dir_all(dir).is_err() || std::fs::rename(src, &dst).is_err() {
+        return Ok(false);
+    }
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(true)
+}
+
+/// Size and SHA-256 (hex) of the file at `path`.
+pub(super) fn digest(path: &Path) -> std::io::Result<(u64, String)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, crate::util::hex(ctx.finish().as_ref())))
 }
 
 /// Removes unfinished writes under `root` older than `age` (a process

@@ -332,6 +332,34 @@ impl Storage {
         })
     }
 
+    /// Stores the finished file at `path` under `key`, and takes it: on
+    /// local storage on the same file system it is renamed into place (a
+    /// zipped export is not copied a second time: ~150 ms of a 1M-row
+    /// job); anywhere else it is streamed as by [`Storage::put_file`] and
+    /// removed after. `path` must be synced, and written by nothing else.
+    pub async fn put_file_moved(&self, key: &str, path: &Path) -> Result<PutResult, StorageError> {
+        if let Some(msg) = self.fault.as_ref().and_then(|f| f(key)) {
+            return Err(StorageError::Injected(msg));
+        }
+        // A mid-write fault needs a write to strike: the streaming path.
+        if let (Some(root), None) = (&self.local_root, &self.fault_mid) {
+            let (root, key, src) = (root.clone(), key.to_string(), path.to_path_buf());
+            let moved = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+                let (size, sha256) = local::digest(&src)?;
+                let moved = local::move_into(&root, &key, &src)?;
+                Ok(moved.then_some(PutResult { size, sha256 }))
+            })
+            .await
+            .map_err(|e| StorageError::Io(std::io::Error::other(e)))??;
+            if let Some(put) = moved {
+                return Ok(put);
+            }
+        }
+        let put = self.put_file(key, path, u64::MAX).await;
+        let _ = tokio::fs::remove_file(path).await;
+        put
+    }
+
     /// Copies an object to another key (a scheduled export's archive copy).
     pub async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
         if let Some(msg) = self.fault.as_ref().and_then(|f| f(to)) {
@@ -411,6 +439,41 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_moved_file_is_renamed_into_place_or_streamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Storage::from_config(&StorageConfig::default(), dir.path()).unwrap();
+        let data: Vec<u8> = (0..(CHUNK + 77)).map(|i| (i % 251) as u8).collect();
+        let want = PutResult {
+            size: data.len() as u64,
+            sha256: crate::util::sha256_hex(&data),
+        };
+        // Same file system: renamed (the folder made on the way).
+        let src = dir.path().join("work.zip");
+        std::fs::write(&src, &data).unwrap();
+        let put = st.put_file_moved("o/j/a.zip", &src).await.unwrap();
+        assert_eq!(put, want);
+        assert!(!src.exists(), "taken");
+        assert_eq!(st.read("o/j/a.zip").await.unwrap(), data);
+        // Another file system where there is one (tmpfs): streamed, then
+        // removed; the same result either way.
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
+        let src = shm.path().join("work.zip");
+        std::fs::write(&src, &data).unwrap();
+        let put = st.put_file_moved("o/j/b.zip", &src).await.unwrap();
+        assert_eq!(put, want);
+        assert!(!src.exists(), "taken");
+        assert_eq!(st.read("o/j/b.zip").await.unwrap(), data);
+        // A refused write stores nothing and leaves the file.
+        let st = st.with_fault(std::sync::Arc::new(|_| Some("no".into())));
+        let src = dir.path().join("work2.zip");
+        std::fs::write(&src, &data).unwrap();
+        let err = st.put_file_moved("o/j/c.zip", &src).await.unwrap_err();
+        assert!(matches!(err, StorageError::Injected(_)), "{err:?}");
+        assert!(src.exists());
+        assert!(!st.exists("o/j/c.zip").await.unwrap());
+    }
 
     #[tokio::test]
     async fn put_file_streams_and_hashes() {

@@ -206,7 +206,7 @@ pub async fn run(job: &Job, runner: &Arc<Runner>) -> Result<Uploaded, StepError>
         })
         .await
         .map_err(|e| StepError::retryable("zip_failed", e))??;
-        let put = storage.put_file(&key, &zipped, u64::MAX).await;
+        let put = storage.put_file_moved(&key, &zipped).await;
         let _ = tokio::fs::remove_file(&zipped).await;
         (put?, signed)
     } else {
