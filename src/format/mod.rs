@@ -231,6 +231,8 @@ pub struct Encoder {
     /// Redacted JSON columns of the current record.
     scratch: Vec<u8>,
     scratch2: Vec<u8>,
+    /// The readable profile's per-row buffers.
+    readable: readable::Scratch,
 }
 
 impl Encoder {
@@ -266,6 +268,7 @@ impl Encoder {
             directory,
             scratch: Vec::with_capacity(4096),
             scratch2: Vec::with_capacity(4096),
+            readable: Default::default(),
         }
     }
 
@@ -322,6 +325,7 @@ impl Encoder {
                     &self.directory,
                     self.opts.csv.formula_guard,
                     text,
+                    &mut self.readable,
                 ),
             },
             Format::Json => {

@@ -157,23 +157,53 @@ impl Directory {
 /// treats the name and e-mail as every other text field (a credential
 /// sent as an actor's name is redacted here too).
 pub fn actor(r: &Record<'_>, dir: &Directory, text: fn(&str) -> &str) -> String {
-    let person = |name: &str, email: &str| match (text(name).trim(), text(email).trim()) {
-        ("", "") => String::new(),
-        ("", e) => e.to_string(),
-        (n, "") => n.to_string(),
-        (n, e) => format!("{n} <{e}>"),
+    let mut out = String::new();
+    actor_into(&mut out, r, dir, text);
+    out
+}
+
+/// [`actor`], appended to `out`.
+fn actor_into(out: &mut String, r: &Record<'_>, dir: &Directory, text: fn(&str) -> &str) {
+    let mut person = |name: &str, email: &str| match (text(name).trim(), text(email).trim()) {
+        ("", "") => false,
+        ("", e) => {
+            out.push_str(e);
+            true
+        }
+        (n, "") => {
+            out.push_str(n);
+            true
+        }
+        (n, e) => {
+            out.push_str(n);
+            out.push_str(" <");
+            out.push_str(e);
+            out.push('>');
+            true
+        }
     };
     if let Some((n, e)) = dir.find(r.actor_id, r.actor_email) {
-        return person(n, e);
+        person(n, e);
+        return;
     }
-    let named = person(r.actor_name.unwrap_or(""), r.actor_email.unwrap_or(""));
-    if !named.is_empty() {
-        return named;
+    if person(r.actor_name.unwrap_or(""), r.actor_email.unwrap_or("")) {
+        return;
     }
-    match (r.actor_type, r.actor_id) {
-        (Some("system"), _) | (None, None) => "System".into(),
-        _ => "Unresolved user".into(),
-    }
+    out.push_str(match (r.actor_type, r.actor_id) {
+        (Some("system"), _) | (None, None) => "System",
+        _ => "Unresolved user",
+    });
+}
+
+/// Buffers of one encoder reused from row to row (a readable row built
+/// ~11 small strings, ~12% of its instructions in the allocator).
+#[derive(Debug, Clone, Default)]
+pub struct Scratch {
+    actor: String,
+    summary: String,
+    extra: String,
+    stamp: Vec<u8>,
+    id: String,
 }
 
 /// A cell's text from a raw scalar or nothing (borrowed unless escaped).
@@ -212,14 +242,26 @@ pub fn record(
     dir: &Directory,
     guard: bool,
     text: fn(&str) -> &str,
+    scratch: &mut Scratch,
 ) {
+    let Scratch {
+        actor,
+        summary,
+        extra,
+        stamp,
+        id,
+    } = scratch;
+    for s in [&mut *actor, &mut *summary, &mut *extra, &mut *id] {
+        s.clear();
+    }
+    stamp.clear();
     let d = details.and_then(scan::members).unwrap_or_default();
     let c = changed.and_then(scan::members).unwrap_or_default();
     let get = |k: &str| d.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
     let first = |keys: &[&str]| keys.iter().find_map(|k| get(k).filter(|v| !empty(v)));
 
     let event = label(r.action);
-    let actor = actor(r, dir, text);
+    actor_into(actor, r, dir, text);
     let source: Cow<'_, str> = first(&["source"])
         .map(|v| text_of(Some(v)))
         .or_else(|| {
@@ -255,8 +297,7 @@ pub fn record(
         .filter(|(_, v)| !empty(v) && !is_empty_change(v))
         .map(|(k, _)| k.as_ref())
         .collect();
-    // Built in place: a few allocations per row, not one per piece.
-    let mut extra = String::new();
+    // Built in place, in buffers kept from row to row.
     let mut add_extra = |k: &str, v: &str| {
         if !extra.is_empty() {
             extra.push_str("; ");
@@ -279,7 +320,6 @@ pub fn record(
         }
     }
     let changed_list = changed_fields.join(", ");
-    let mut summary = String::with_capacity(96);
     summary.push_str(&event);
     if !target.is_empty() {
         summary.push_str(": ");
@@ -291,7 +331,7 @@ pub fn record(
         summary.push(')');
     }
     summary.push_str(" by ");
-    summary.push_str(&actor);
+    summary.push_str(actor);
     if !changed_fields.is_empty() {
         summary.push_str("; changed ");
         summary.push_str(&changed_list);
@@ -302,13 +342,15 @@ pub fn record(
     }
     summary.push('.');
 
-    let mut stamp = Vec::with_capacity(32);
-    zone.push_rfc3339(&mut stamp, r.occurred_at);
-    let id = r.id.to_string();
+    zone.push_rfc3339(stamp, r.occurred_at);
+    {
+        use std::fmt::Write;
+        let _ = write!(id, "{}", r.id);
+    }
     let cells: [&str; 22] = [
-        std::str::from_utf8(&stamp).expect("ASCII"),
+        std::str::from_utf8(stamp).expect("ASCII"),
         &event,
-        &actor,
+        actor,
         &source,
         &target,
         &text_of(get("workflow_name")),
@@ -319,15 +361,15 @@ pub fn record(
         &step,
         &action,
         &changed_list,
-        &summary,
-        &extra,
+        summary,
+        extra,
         text(r.actor_id.unwrap_or("")),
         text(r.target_id.unwrap_or("")),
         r.organization_id,
         text(r.request_id.unwrap_or("")),
         r.stream,
         r.action,
-        &id,
+        id,
     ];
     for (i, cell) in cells.iter().enumerate() {
         if i > 0 {
