@@ -831,10 +831,16 @@ fn parallel_exports_are_byte_identical_to_one_thread() {
         &["seed", "--rows", "30000", "--orgs", "2", "--seed", "5"],
         0,
     );
-    let run = |threads: &str, args: &[&str]| -> Vec<u8> {
+    let run_with = |threads: &str, batch: &str, args: &[&str]| -> Vec<u8> {
         let mut a = vec!["export", "--org", "org_1", "--output", "-"];
         a.extend_from_slice(args);
-        let out = env.run_env(&a, &[("AUDIT_EXPORT_EXPORT_THREADS", threads)]);
+        let out = env.run_env(
+            &a,
+            &[
+                ("AUDIT_EXPORT_EXPORT_THREADS", threads),
+                ("AUDIT_EXPORT_EXPORT_BATCH_SIZE", batch),
+            ],
+        );
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -843,6 +849,7 @@ fn parallel_exports_are_byte_identical_to_one_thread() {
         );
         out.stdout
     };
+    let run = |threads: &str, args: &[&str]| run_with(threads, "5000", args);
     let cases: &[&[&str]] = &[
         &[
             "--from",
@@ -913,6 +920,14 @@ fn parallel_exports_are_byte_identical_to_one_thread() {
                 many.len()
             );
         }
+    }
+    // Pages smaller than a slice (a slice takes several, the last one
+    // short) and exactly a slice long (a full page, then an empty one).
+    let args = cases[0];
+    let one = run("1", args);
+    for batch in ["100", "4096"] {
+        let many = run_with("2", batch, args);
+        assert!(one == many, "page size {batch} differs");
     }
 }
 

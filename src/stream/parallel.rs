@@ -392,7 +392,10 @@ fn encode_slice(
             d.records += 1;
             Ok(())
         })?;
-        if n == 0 || stop.load(Ordering::Relaxed) {
+        // A short page ends the slice: the page query stops at the slice's
+        // last instant, so fewer rows than asked means none are left (a
+        // further query would only seek to find that out).
+        if n < scan.batch() || stop.load(Ordering::Relaxed) {
             break;
         }
     }
