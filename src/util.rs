@@ -1,5 +1,6 @@
-//! Small helpers with no better home: hex, secure random bytes, time-ordered
-//! ids, retry backoff. Nothing here knows about jobs, HTTP or the database.
+//! Small helpers with no better home: hex, SHA-256 of bytes and files, secure
+//! random bytes, time-ordered ids, retry backoff. Nothing here knows about
+//! jobs, HTTP or the database.
 
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
@@ -15,6 +16,24 @@ pub fn hex(bytes: &[u8]) -> String {
 /// SHA-256 of `data`, as lower-case hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+}
+
+/// SHA-256 (hex) and size of a file's content, read once.
+pub fn file_sha256(path: &std::path::Path) -> std::io::Result<(String, u64)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        ctx.update(&buf[..n]);
+    }
+    Ok((hex(ctx.finish().as_ref()), size))
 }
 
 /// Lowercase or uppercase hex back to bytes; `None` if it is not hex.

@@ -48,24 +48,6 @@ pub(super) fn move_into(root: &Path, key: &str, src: &Path) -> std::io::Result<b
     Ok(true)
 }
 
-/// Size and SHA-256 (hex) of the file at `path`.
-pub(super) fn digest(path: &Path) -> std::io::Result<(u64, String)> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        ctx.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, crate::util::hex(ctx.finish().as_ref())))
-}
-
 /// Removes unfinished writes under `root` older than `age` (a process
 /// killed while uploading leaves its partial file); how many.
 pub(super) fn remove_stale_partials(root: &Path, age: std::time::Duration) -> usize {

@@ -345,7 +345,7 @@ impl Storage {
         if let (Some(root), None) = (&self.local_root, &self.fault_mid) {
             let (root, key, src) = (root.clone(), key.to_string(), path.to_path_buf());
             let moved = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-                let (size, sha256) = local::digest(&src)?;
+                let (sha256, size) = crate::util::file_sha256(&src)?;
                 let moved = local::move_into(&root, &key, &src)?;
                 Ok(moved.then_some(PutResult { size, sha256 }))
             })

@@ -3,8 +3,6 @@
 //! never insert anything from a file with an invalid line unless the
 //! caller allows skipping.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 use std::thread::ScopedJoinHandle;
 
@@ -18,23 +16,6 @@ use super::{
 };
 use crate::audit::insert::insert_rows;
 use crate::db::checkpointer::Checkpointer;
-
-/// SHA-256 (hex) and size of a file's content, read once.
-fn identity(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut file = File::open(path)?;
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        ctx.update(&buf[..n]);
-    }
-    Ok((crate::util::hex(ctx.finish().as_ref()), size))
-}
 
 /// How far earlier runs of a file got.
 struct Progress {
@@ -159,7 +140,7 @@ pub fn ingest_file(
     let mut known: Option<Known> = None;
     let mut stopped = false;
     let pass1 = std::thread::scope(|s| {
-        let mut hashing = Some(s.spawn(|| identity(path)));
+        let mut hashing = Some(s.spawn(|| crate::util::file_sha256(path)));
         let learn = |conn: &Connection, hashing: &mut Option<ScopedJoinHandle<'_, Hashed>>| {
             let Some(h) = hashing.take() else {
                 return Ok(None);
