@@ -6,10 +6,10 @@
 //! Why by hand: rusqlite reads a cell as `sqlite3_column_type` then
 //! `sqlite3_column_text` then `sqlite3_column_bytes` (three look-ups of the
 //! column, each taking the connection's mutex) behind a bounds-checked
-//! `Row::get_ref` — ~9% of a one-thread export's instructions for the 17
-//! cells of a row. `audit_logs` is `STRICT`, so a text column holds text or
-//! NULL: reading the text answers both (a NULL pointer is NULL), in two
-//! look-ups.
+//! `Row::get_ref`: getting cells out was 23% of a one-thread export's
+//! instructions, and reading them here saves half of that (−11%).
+//! `audit_logs` is `STRICT`, so a text column holds text or NULL: reading
+//! the text answers both (a NULL pointer is NULL), in two look-ups.
 
 use std::ffi::{c_int, CStr};
 use std::marker::PhantomData;
