@@ -251,11 +251,7 @@ mod tests {
     use crate::audit::event::NewEvent;
     use rusqlite::Connection;
 
-    fn db() -> (tempfile::TempDir, Connection) {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = crate::db::open_data_dir(dir.path()).unwrap();
-        (dir, conn)
-    }
+    use crate::db::temp_db as db;
 
     fn event(n: usize, id: Option<i64>) -> NewEvent {
         NewEvent {

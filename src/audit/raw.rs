@@ -283,11 +283,7 @@ fn utf8(b: &[u8]) -> Result<&str, std::str::Utf8Error> {
 mod tests {
     use super::*;
 
-    fn db() -> (tempfile::TempDir, Connection) {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = crate::db::open_data_dir(dir.path()).unwrap();
-        (dir, conn)
-    }
+    use crate::db::temp_db as db;
 
     const SELECT: &str = "SELECT id, occurred_at, organization_id, stream, action, \
         actor_type, actor_id, actor_name, actor_email, target_type, target_id, target_name, \

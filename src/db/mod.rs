@@ -155,6 +155,14 @@ pub fn is_disk_full(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
 }
 
+/// A fresh data directory with its database open (unit tests).
+#[cfg(test)]
+pub(crate) fn temp_db() -> (tempfile::TempDir, Connection) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let conn = open_data_dir(dir.path()).expect("a fresh database opens");
+    (dir, conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
