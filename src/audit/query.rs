@@ -156,8 +156,6 @@ pub struct Scan {
     params: Vec<Value>,
     from_ms: i64,
     cursor: Option<Cursor>,
-    /// The last row of a slice (inclusive), for a parallel scan.
-    until: Option<Cursor>,
     batch: usize,
 }
 
@@ -176,21 +174,16 @@ impl Scan {
             params: p.params,
             from_ms: f.from_ms,
             cursor: None,
-            until: None,
             batch: batch.max(1),
         }
     }
 
-    /// Stops after `last` (inclusive): one slice of a parallel scan. The
-    /// range's end becomes `occurred_at <= last.occurred_at` — the one upper
-    /// bound, so SQLite stops its index walk there (a second, row-value
-    /// bound would be checked per row while it walks to the range's end:
-    /// quadratic over the slices) — and rows of the same instant after
-    /// `last.id` are left to the next slice here.
-    pub fn until(mut self, last: Cursor) -> Scan {
+    /// Stops before the instant `end` (exclusive, within the range): one
+    /// piece of a parallel scan. It replaces the range's end, so it stays
+    /// the one upper bound and SQLite stops its index walk there.
+    pub fn ending(mut self, end: i64) -> Scan {
         // The predicate's second parameter is the exclusive end instant.
-        self.params[1] = Value::Integer(last.occurred_at.saturating_add(1));
-        self.until = Some(last);
+        self.params[1] = Value::Integer(end);
         self
     }
 
@@ -230,12 +223,6 @@ impl Scan {
         let mut rows = Records::query(conn, &self.sql, &params)?;
         let mut n = 0;
         while let Some(rec) = rows.next()? {
-            if let Some(u) = self.until {
-                if (rec.occurred_at, rec.id) > (u.occurred_at, u.id) {
-                    // The next slice's; so is everything after it.
-                    break;
-                }
-            }
             f(&rec)?;
             self.cursor = Some(Cursor {
                 occurred_at: rec.occurred_at,
@@ -252,18 +239,36 @@ impl Scan {
     }
 }
 
+/// The first instant of `f`'s organization after `after_ms` and before
+/// `before_ms` (both exclusive), if any: one index seek. It ignores the
+/// other filters (it is where a parallel scan's next piece starts).
+pub fn next_instant(
+    conn: &Connection,
+    f: &Filters,
+    after_ms: i64,
+    before_ms: i64,
+) -> rusqlite::Result<Option<i64>> {
+    let mut st = conn.prepare_cached(
+        "SELECT occurred_at FROM audit_logs INDEXED BY audit_logs_org_time \
+         WHERE organization_id = ? AND occurred_at > ? AND occurred_at < ? \
+         ORDER BY occurred_at LIMIT 1",
+    )?;
+    let mut rows = st.query(rusqlite::params![f.organization, after_ms, before_ms])?;
+    rows.next()?.map(|r| r.get(0)).transpose()
+}
+
 /// Walks the keys of `f`'s organization and time range after `after`, in
 /// order, reading the index only (no row), and calls `bound` with every
 /// `every`-th key: the ends of slices of about `every` rows each (the other
 /// filters may thin a slice, never lengthen it). `bound` returns `false` to
-/// stop. Returns how many keys were walked.
+/// stop. Returns how many keys were walked. (A parallel export walks one
+/// slice of it to decide whether to split at all, and how wide.)
 ///
 /// Two plain index ranges — the rest of `after`'s instant, then the
 /// instants after it — rather than one with the row-value bound
 /// `(occurred_at, id) > (?, ?)`: SQLite seeks with that bound's first
-/// column and checks the whole of it on every key it walks, which made the
-/// walk twice as costly (the slicer is the parallel export's one serial
-/// thread besides the writer).
+/// column and checks the whole of it on every key it walks, which makes the
+/// walk twice as costly.
 pub fn slice_bounds(
     conn: &Connection,
     f: &Filters,

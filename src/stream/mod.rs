@@ -12,7 +12,7 @@ use std::io::{self, Write};
 
 use rusqlite::Connection;
 
-use crate::audit::query::{slice_bounds, Cursor, Scan};
+use crate::audit::query::{Cursor, Scan};
 use crate::filters::Filters;
 use crate::format::Encoder;
 
@@ -27,7 +27,7 @@ pub fn threads(configured: usize) -> usize {
 
 /// An export's records, encoded, in key order: one keyset scan on the
 /// caller's connection, or a [`parallel::Parallel`] scan when there are
-/// threads to spare and more than one slice of rows (a small export pays
+/// threads to spare and more than one piece of rows (a small export pays
 /// nothing). The bytes are the same either way.
 pub enum Source {
     /// One keyset scan on the caller's connection.
@@ -53,14 +53,9 @@ impl Source {
             .filter(|p| !p.is_empty())
             .map(std::path::PathBuf::from);
         if let (true, Some(db)) = (threads > 1, db) {
-            let mut more = false;
-            slice_bounds(conn, filters, after, parallel::SLICE_ROWS, |_| {
-                more = true;
-                false
-            })?;
-            if more {
+            if let Some(sizing) = parallel::Sizing::measure(conn, filters, after, threads)? {
                 return Ok(Source::Parallel(parallel::Parallel::start(
-                    db, filters, encoder, after, records, batch, threads,
+                    db, filters, encoder, after, records, batch, threads, sizing,
                 )));
             }
         }

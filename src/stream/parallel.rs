@@ -1,105 +1,299 @@
-//! The ordered parallel scan: an export's key range is cut into slices of
-//! about [`SLICE_ROWS`] rows (boundaries read from the time index alone,
-//! never OFFSET), the slices are scanned and encoded on worker threads,
-//! each on its own read connection, and handed back strictly in key order.
-//! The bytes are those of the one-thread scan: each slice is encoded as if
-//! it followed another record, and the very first record of the export
-//! loses that separator.
+//! The ordered parallel scan: an export's key range is cut into pieces of
+//! about [`SLICE_ROWS`] rows, the pieces are scanned and encoded on worker
+//! threads, each on its own read connection, and handed back strictly in
+//! key order. The bytes are those of the one-thread scan: each piece is
+//! encoded as if it followed another record, and the very first record of
+//! the export loses that separator.
 //!
-//! Memory is bounded: at most [`Parallel::in_flight`] slices exist at once
-//! (queued, being encoded, or waiting to be taken), whatever the row count.
-//! Dropping a `Parallel` stops and joins its threads. This module never
-//! writes anywhere; the caller decides what the bytes become.
+//! Pieces are cut by time, not by counting keys: a piece is the rows before
+//! an instant, and how many milliseconds make [`SLICE_ROWS`] rows is
+//! estimated from the pieces already scanned (see [`Plan::learn`]). An
+//! earlier design walked every key of the range on a thread of its own to
+//! place exact boundaries; that walk cost as much per key as reading the
+//! row's index entry again, ~6% of a parallel export's instructions, and a
+//! third busy thread on two cores. A wrong estimate costs no correctness and
+//! no memory: a piece stops at [`Sizing::cap_rows`] rows and the rest of
+//! its stretch goes back to be cut again, smaller. Stretches without rows
+//! are skipped with one index seek. Rows of a single instant are never
+//! split between workers, so an instant holding more than a few thousand
+//! rows is read by one thread at a time (in capped pieces).
+//!
+//! Memory is bounded: at most [`Parallel::in_flight`] pieces exist at once
+//! (being encoded or waiting to be taken), each of at most `cap_rows` rows
+//! or [`CAP_BYTES`] bytes and a page, whatever the row count. Dropping a
+//! `Parallel` stops and joins its threads. This module never writes
+//! anywhere; the caller decides what the bytes become.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 
-use crate::audit::query::{slice_bounds, Cursor, Scan};
+use crate::audit::query::{next_instant, slice_bounds, Cursor, Scan};
 use crate::filters::Filters;
 use crate::format::Encoder;
 
-/// Rows per slice: enough to amortize a slice's seek and hand-off, small
-/// enough that a few slices in flight stay a few MiB each.
+/// Rows a piece aims at: enough to amortize a piece's query and hand-off,
+/// small enough that a few pieces in flight stay a few MiB each.
 pub const SLICE_ROWS: u64 = 4096;
 
-/// One slice of the key range: rows after `after` up to `until`
-/// (inclusive; `None`: to the end of the range).
-struct Work {
-    seq: u64,
-    after: Option<Cursor>,
-    until: Option<Cursor>,
+/// A piece stops after the page that takes it past this many bytes (rows
+/// can be large; the row cap alone would not bound memory).
+pub const CAP_BYTES: usize = 8 << 20;
+
+/// How a parallel scan cuts its range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizing {
+    /// Rows a piece aims at.
+    pub target: u64,
+    /// A piece stops after the page that reaches this many rows.
+    pub cap_rows: u64,
+    /// Milliseconds the first pieces span.
+    pub width: i64,
+    /// No piece spans more (so that even a filter matching few rows leaves
+    /// several pieces to share).
+    pub max_width: i64,
 }
 
-/// A slice, encoded.
+impl Sizing {
+    /// Measures `filters` after `after` for `threads` workers: the first
+    /// [`SLICE_ROWS`] keys of the range give the first width. `None` when
+    /// the range holds less than that (a small export pays nothing).
+    pub fn measure(
+        conn: &Connection,
+        f: &Filters,
+        after: Option<Cursor>,
+        threads: usize,
+    ) -> rusqlite::Result<Option<Sizing>> {
+        let mut nth = None;
+        slice_bounds(conn, f, after, SLICE_ROWS, |k| {
+            nth = Some(k);
+            false
+        })?;
+        let Some(nth) = nth else { return Ok(None) };
+        let start = match after {
+            Some(c) => c.occurred_at,
+            None => next_instant(conn, f, f.from_ms.saturating_sub(1), f.to_ms)?
+                .unwrap_or(nth.occurred_at),
+        };
+        let threads = threads.max(1) as i64;
+        Ok(Some(Sizing {
+            target: SLICE_ROWS,
+            cap_rows: 2 * SLICE_ROWS,
+            width: nth
+                .occurred_at
+                .saturating_sub(start)
+                .saturating_add(1)
+                .max(1),
+            max_width: (f.to_ms.saturating_sub(start) / (4 * threads)).max(1),
+        }))
+    }
+}
+
+/// The position just before `instant`: after every row of earlier instants.
+fn boundary(instant: i64) -> Cursor {
+    Cursor {
+        occurred_at: instant.saturating_sub(1),
+        id: i64::MAX,
+    }
+}
+
+/// A stretch of the key range: the rows after `after` and before the
+/// instant `end`.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    after: Cursor,
+    end: i64,
+    /// The index seek found no row in it: nothing to read.
+    empty: bool,
+}
+
+/// A piece, encoded.
 struct Done {
     bytes: Vec<u8>,
     records: u64,
     first: Option<Cursor>,
     last: Option<Cursor>,
+    /// Where the next piece starts: the piece's end, or its last row when it
+    /// stopped at its cap.
+    upto: Cursor,
 }
 
-type Outcome = (u64, Result<Done, rusqlite::Error>);
+/// A piece's outcome, by the position it starts after.
+type Outcome = (Cursor, Result<Done, rusqlite::Error>);
 
-/// A counting semaphore for the slices in flight; closing it releases the
-/// waiter for good.
-struct Budget {
-    state: Mutex<(usize, bool)>,
+/// What is left to cut and how, shared by the workers and the reader.
+struct Plan {
+    /// Stretches nobody has claimed, by the position they start after.
+    open: BTreeMap<Cursor, i64>,
+    /// Pieces that may still be claimed before the reader takes one.
+    tokens: usize,
+    /// Pieces claimed and not yet finished (each may hand a rest back).
+    active: usize,
+    closed: bool,
+    sizing: Sizing,
+}
+
+struct Shared {
+    plan: Mutex<Plan>,
     cv: Condvar,
 }
 
-impl Budget {
-    fn acquire(&self) -> bool {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        while s.0 == 0 && !s.1 {
-            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
-        }
-        if s.1 {
-            return false;
-        }
-        s.0 -= 1;
-        true
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Plan> {
+        self.plan.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The lowest open stretch, cut to the current width, once the budget
+    /// allows; `None` when nothing is left (or the scan is stopped). The
+    /// lowest first: the piece the reader waits for is never queued behind
+    /// later ones. `conn` seeks past stretches without rows.
+    fn claim(
+        &self,
+        conn: Option<&Connection>,
+        f: &Filters,
+    ) -> Option<Result<Piece, (Cursor, rusqlite::Error)>> {
+        let mut p = self.lock();
+        loop {
+            if p.closed || (p.open.is_empty() && p.active == 0) {
+                return None;
+            }
+            if !p.open.is_empty() && p.tokens > 0 {
+                break;
+            }
+            p = self.cv.wait(p).unwrap_or_else(|e| e.into_inner());
+        }
+        let (after, end) = p.open.pop_first().expect("checked above");
+        p.tokens -= 1;
+        p.active += 1;
+        let width = p.sizing.width;
+        // A stretch starting at an instant boundary: seek to its first row
+        // (a gap costs one seek, not pieces). One inside an instant goes on
+        // from there.
+        let first = match (after.id == i64::MAX, conn) {
+            (true, Some(conn)) => match next_instant(conn, f, after.occurred_at, end) {
+                Ok(Some(at)) => at,
+                Ok(None) => {
+                    return Some(Ok(Piece {
+                        after,
+                        end,
+                        empty: true,
+                    }))
+                }
+                Err(e) => {
+                    p.active -= 1;
+                    self.cv.notify_all();
+                    return Some(Err((after, e)));
+                }
+            },
+            _ => after.occurred_at,
+        };
+        let cut = first.saturating_add(width).max(first.saturating_add(1));
+        if cut < end {
+            p.open.insert(boundary(cut), end);
+            self.cv.notify_all();
+        }
+        Some(Ok(Piece {
+            after,
+            end: cut.min(end),
+            empty: false,
+        }))
+    }
+
+    /// A claimed piece is finished: the rest of its stretch (after `rest`,
+    /// when it stopped at its cap) is open again, and what it read refines
+    /// the width.
+    fn finish(&self, piece: &Piece, done: Option<&Done>) {
+        let mut p = self.lock();
+        p.active -= 1;
+        if let Some(d) = done {
+            if d.upto < boundary(piece.end) {
+                p.open.insert(d.upto, piece.end);
+            }
+            if !piece.empty {
+                p.learn(piece, d);
+            }
+        }
+        self.cv.notify_all();
+    }
+
+    /// The reader took a piece: one more may be claimed.
     fn release(&self) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).0 += 1;
-        self.cv.notify_one();
+        self.lock().tokens += 1;
+        self.cv.notify_all();
     }
+
     fn close(&self) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.lock().closed = true;
         self.cv.notify_all();
     }
 }
 
-/// A running parallel scan; take its slices with [`Parallel::next_into`].
+impl Plan {
+    /// Moves the width towards the one that would have given this piece
+    /// `target` rows: narrower at once (down to an eighth: a burst must not
+    /// be read in capped pieces one after another), wider half-way and at
+    /// most ×4 (pieces vary; a gap is skipped by a seek anyway).
+    fn learn(&mut self, piece: &Piece, d: &Done) {
+        let s = &mut self.sizing;
+        let w = s.width as f64;
+        let next = match (d.first, d.last) {
+            (Some(first), Some(last)) => {
+                // The milliseconds the rows were found in.
+                let to = if d.upto < boundary(piece.end) {
+                    last.occurred_at.saturating_add(1)
+                } else {
+                    piece.end
+                };
+                let span = to.saturating_sub(first.occurred_at).max(1) as f64;
+                let ideal = span * s.target as f64 / d.records.max(1) as f64;
+                if ideal < w {
+                    ideal.max(w / 8.0)
+                } else {
+                    ((w + ideal) / 2.0).min(w * 4.0)
+                }
+            }
+            // The filters left nothing: wider.
+            _ => w * 4.0,
+        };
+        s.width = (next as i64).clamp(1, s.max_width.max(1));
+    }
+}
+
+/// A running parallel scan; take its pieces with [`Parallel::next_into`].
 pub struct Parallel {
     results: Option<Receiver<Outcome>>,
-    /// Buffers handed back to the workers, so slices reuse memory instead
+    /// Buffers handed back to the workers, so pieces reuse memory instead
     /// of faulting in fresh pages each time.
     pool: Arc<Mutex<Vec<Vec<u8>>>>,
-    pending: BTreeMap<u64, Result<Done, rusqlite::Error>>,
-    next: u64,
+    pending: BTreeMap<Cursor, Result<Done, rusqlite::Error>>,
+    /// Where the next piece to take starts.
+    position: Cursor,
+    /// The position after the last row of the range.
+    end: Cursor,
     encoder: Encoder,
     records: u64,
     first: Option<Cursor>,
     cursor: Option<Cursor>,
-    budget: Arc<Budget>,
+    shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Parallel {
-    /// Slices in flight at most for `threads` workers.
+    /// Pieces in flight at most for `threads` workers.
     pub fn in_flight(threads: usize) -> usize {
         2 * threads + 2
     }
 
     /// Starts scanning `filters` after `after` (a resumed job's checkpoint)
-    /// on `threads` workers reading `db`; `records` were written before.
+    /// on `threads` workers reading `db`, cut as `sizing` says; `records`
+    /// were written before; `batch` rows per page.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         db: PathBuf,
         filters: &Filters,
@@ -108,40 +302,37 @@ impl Parallel {
         records: u64,
         batch: usize,
         threads: usize,
+        sizing: Sizing,
     ) -> Parallel {
         let threads = threads.max(1);
-        let budget = Arc::new(Budget {
-            state: Mutex::new((Parallel::in_flight(threads), false)),
+        let position = after.unwrap_or(boundary(filters.from_ms));
+        let end = boundary(filters.to_ms);
+        let mut open = BTreeMap::new();
+        if position < end {
+            open.insert(position, filters.to_ms);
+        }
+        let shared = Arc::new(Shared {
+            plan: Mutex::new(Plan {
+                open,
+                tokens: Parallel::in_flight(threads),
+                active: 0,
+                closed: false,
+                sizing,
+            }),
             cv: Condvar::new(),
         });
         let stop = Arc::new(AtomicBool::new(false));
-        let (work_tx, work_rx) = mpsc::sync_channel::<Work>(Parallel::in_flight(threads));
-        let work_rx = Arc::new(Mutex::new(work_rx));
         let (result_tx, results) = mpsc::channel::<Outcome>();
         let pool: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-        let mut handles = Vec::with_capacity(threads + 1);
-        {
-            let (db, f, budget, stop, tx) = (
-                db.clone(),
-                filters.clone(),
-                budget.clone(),
-                stop.clone(),
-                result_tx.clone(),
-            );
-            handles.push(
-                std::thread::Builder::new()
-                    .name("export-slicer".into())
-                    .spawn(move || slicer(db, f, after, work_tx, budget, stop, tx))
-                    .expect("spawn the slicer"),
-            );
-        }
+        let mut handles = Vec::with_capacity(threads);
         for i in 0..threads {
             let ctx = WorkerCtx {
                 db: db.clone(),
                 filters: filters.clone(),
-                work: work_rx.clone(),
+                shared: shared.clone(),
                 results: result_tx.clone(),
-                batch,
+                page: batch.clamp(1, sizing.cap_rows.max(1) as usize),
+                cap_rows: sizing.cap_rows,
                 stop: stop.clone(),
                 pool: pool.clone(),
             };
@@ -158,43 +349,42 @@ impl Parallel {
             results: Some(results),
             pool,
             pending: BTreeMap::new(),
-            next: 0,
+            position,
+            end,
             encoder,
             records,
             first: None,
             cursor: after,
-            budget,
+            shared,
             stop,
             threads: handles,
         }
     }
 
-    /// Appends the next non-empty slice, in key order, to `buf`; returns its
-    /// records (0: the scan is done).
+    /// Appends the next non-empty piece, in key order, to `buf`; returns
+    /// its records (0: the scan is done).
     pub fn next_into(&mut self, buf: &mut Vec<u8>) -> rusqlite::Result<usize> {
         loop {
-            let done = match self.pending.remove(&self.next) {
+            if self.position >= self.end {
+                return Ok(0);
+            }
+            let done = match self.pending.remove(&self.position) {
                 Some(d) => d,
                 None => {
-                    let Some(rx) = &self.results else {
-                        return Ok(0);
-                    };
-                    match rx.recv() {
-                        Ok((seq, d)) => {
-                            self.pending.insert(seq, d);
+                    let received = self.results.as_ref().map(|rx| rx.recv());
+                    match received {
+                        Some(Ok((at, d))) => {
+                            self.pending.insert(at, d);
                             continue;
                         }
-                        // Every thread has finished: no slice is left.
-                        Err(_) => {
-                            self.results = None;
-                            return Ok(0);
-                        }
+                        // Every worker has stopped short of the end.
+                        _ => return Err(self.lost()),
                     }
                 }
             };
-            self.next += 1;
-            self.budget.release();
+            self.shared.release();
             let d = done?;
+            self.position = d.upto;
             if d.records == 0 {
                 continue;
             }
@@ -207,7 +397,7 @@ impl Parallel {
             };
             let mut bytes = d.bytes;
             if buf.is_empty() && skip == 0 {
-                // Hand the slice's buffer over instead of copying it.
+                // Hand the piece's buffer over instead of copying it.
                 std::mem::swap(buf, &mut bytes);
             } else {
                 buf.extend_from_slice(&bytes[skip..]);
@@ -221,6 +411,23 @@ impl Parallel {
             self.first = self.first.or(d.first);
             self.cursor = d.last;
             return Ok(d.records as usize);
+        }
+    }
+
+    /// Why the workers stopped before the end: the first error one of them
+    /// reported (about a later piece than the one awaited), or a bug.
+    fn lost(&mut self) -> rusqlite::Error {
+        self.results = None;
+        let failed = self
+            .pending
+            .iter()
+            .find_map(|(at, d)| d.is_err().then_some(*at));
+        match failed.and_then(|at| self.pending.remove(&at)) {
+            Some(Err(e)) => e,
+            _ => rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERNAL),
+                Some("the parallel scan stopped before the end of its range".into()),
+            ),
         }
     }
 
@@ -248,8 +455,8 @@ impl Parallel {
 impl Drop for Parallel {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        self.budget.close();
-        // Unblocks workers waiting to hand a result over.
+        self.shared.close();
+        // Unblocks workers handing a result over.
         self.results = None;
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -266,119 +473,77 @@ fn open(db: &std::path::Path) -> rusqlite::Result<Connection> {
     }
 }
 
-/// Cuts the range into slices and queues them, within the budget.
-fn slicer(
-    db: PathBuf,
-    f: Filters,
-    after: Option<Cursor>,
-    work: SyncSender<Work>,
-    budget: Arc<Budget>,
-    stop: Arc<AtomicBool>,
-    results: mpsc::Sender<Outcome>,
-) {
-    let mut seq = 0u64;
-    let mut prev = after;
-    let walked = open(&db).and_then(|conn| {
-        slice_bounds(&conn, &f, after, SLICE_ROWS, |key| {
-            if stop.load(Ordering::Relaxed) || !budget.acquire() {
-                return false;
-            }
-            let w = Work {
-                seq,
-                after: prev,
-                until: Some(key),
-            };
-            seq += 1;
-            prev = Some(key);
-            work.send(w).is_ok()
-        })
-    });
-    match walked {
-        Err(e) => {
-            let _ = results.send((seq, Err(e)));
-        }
-        // The rest of the range, whatever is after the last bound.
-        Ok(_) => {
-            if !stop.load(Ordering::Relaxed) && budget.acquire() {
-                let _ = work.send(Work {
-                    seq,
-                    after: prev,
-                    until: None,
-                });
-            }
-        }
-    }
-}
-
 /// What a worker shares with the scan.
 struct WorkerCtx {
     db: PathBuf,
     filters: Filters,
-    work: Arc<Mutex<Receiver<Work>>>,
+    shared: Arc<Shared>,
     results: mpsc::Sender<Outcome>,
-    batch: usize,
+    /// Rows per page of a piece.
+    page: usize,
+    cap_rows: u64,
     stop: Arc<AtomicBool>,
     pool: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
-/// Scans and encodes slices until none is left.
+/// Claims, scans and encodes pieces until none is left.
 fn worker(ctx: WorkerCtx, mut encoder: Encoder) {
-    let WorkerCtx {
-        db,
-        filters: f,
-        work,
-        results,
-        batch,
-        stop,
-        pool,
-    } = ctx;
-    let conn = match open(&db) {
-        Ok(c) => c,
-        Err(e) => {
-            // Report against the next slice there is, so the reader sees it.
-            if let Ok(w) = work.lock().unwrap_or_else(|e| e.into_inner()).recv() {
-                let _ = results.send((w.seq, Err(e)));
+    let conn = open(&ctx.db);
+    while let Some(claimed) = ctx.shared.claim(conn.as_ref().ok(), &ctx.filters) {
+        let piece = match claimed {
+            Ok(p) => p,
+            Err((at, e)) => {
+                let _ = ctx.results.send((at, Err(e)));
+                continue;
             }
-            return;
-        }
-    };
-    loop {
-        let next = work.lock().unwrap_or_else(|e| e.into_inner()).recv();
-        let Ok(w) = next else { return };
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
-        let buf = pool
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(2 << 20));
-        let out = encode_slice(&conn, &f, &w, &mut encoder, batch, &stop, buf);
-        if results.send((w.seq, out)).is_err() {
+        };
+        let out = match &conn {
+            Ok(conn) => encode_piece(&ctx, conn, &piece, &mut encoder),
+            Err(e) => {
+                // Reported against a piece the reader will wait for; this
+                // worker stops, the others go on.
+                let e = rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                    Some(format!("opening a read connection: {e}")),
+                );
+                ctx.shared.finish(&piece, None);
+                let _ = ctx.results.send((piece.after, Err(e)));
+                return;
+            }
+        };
+        ctx.shared.finish(&piece, out.as_ref().ok());
+        if ctx.results.send((piece.after, out)).is_err() {
             return;
         }
     }
 }
 
-fn encode_slice(
+/// Reads and encodes one piece: pages until a short one (the piece is
+/// done) or until the cap (the rest is handed back by `finish`).
+fn encode_piece(
+    ctx: &WorkerCtx,
     conn: &Connection,
-    f: &Filters,
-    w: &Work,
+    piece: &Piece,
     encoder: &mut Encoder,
-    batch: usize,
-    stop: &AtomicBool,
-    buf: Vec<u8>,
 ) -> Result<Done, rusqlite::Error> {
-    let mut scan = Scan::new(f, batch).resume_after(w.after);
-    if let Some(u) = w.until {
-        scan = scan.until(u);
-    }
     let mut d = Done {
-        bytes: buf,
+        bytes: ctx
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(2 << 20)),
         records: 0,
         first: None,
         last: None,
+        upto: boundary(piece.end),
     };
+    if piece.empty {
+        return Ok(d);
+    }
+    let mut scan = Scan::new(&ctx.filters, ctx.page)
+        .resume_after(Some(piece.after))
+        .ending(piece.end);
     loop {
         let n = scan.next_page::<rusqlite::Error>(conn, |r| {
             if d.first.is_none() {
@@ -392,13 +557,18 @@ fn encode_slice(
             d.records += 1;
             Ok(())
         })?;
-        // A short page ends the slice: the page query stops at the slice's
-        // last instant, so fewer rows than asked means none are left (a
-        // further query would only seek to find that out).
-        if n < scan.batch() || stop.load(Ordering::Relaxed) {
+        // A short page ends the piece: its query stops at the piece's end.
+        if n < scan.batch() || ctx.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if d.records >= ctx.cap_rows || d.bytes.len() >= CAP_BYTES {
+            d.upto = scan.cursor().expect("a full page moved the cursor");
             break;
         }
     }
-    d.last = scan.cursor();
+    d.last = scan.cursor().filter(|_| d.records > 0);
     Ok(d)
 }
+
+#[cfg(test)]
+mod tests;

@@ -202,9 +202,9 @@ impl SpoolStep<'_> {
             checkpoint,
             done,
             runner.batch,
-            // A held-back export reads page by page: the parallel slicer
-            // keeps one statement open for the whole run, and a run stretched
-            // over hours would pin the WAL (it could never restart) under ingest.
+            // A held-back export reads page by page on one thread: it is
+            // paced to a rate one thread keeps easily, and pieces read ahead
+            // by workers would only wait, holding memory.
             if cfg.rows_per_second > 0 {
                 1
             } else {
