@@ -209,6 +209,21 @@ impl Scan {
     where
         E: From<rusqlite::Error>,
     {
+        self.next_page_while(conn, |r| f(r).map(|()| true))
+            .map(|(n, _)| n)
+    }
+
+    /// [`Scan::next_page`], where `f` may end the page early by returning
+    /// `false` (after taking its row; the cursor is that row). Returns the
+    /// rows seen and whether `f` ended the page.
+    pub fn next_page_while<E>(
+        &mut self,
+        conn: &Connection,
+        mut f: impl FnMut(&Record<'_>) -> Result<bool, E>,
+    ) -> Result<(usize, bool), E>
+    where
+        E: From<rusqlite::Error>,
+    {
         let (after_at, after_id) = match self.cursor {
             Some(c) => (c.occurred_at, c.id),
             // Strictly after (from - 1 ms, max id) is exactly `occurred_at >= from`.
@@ -223,14 +238,17 @@ impl Scan {
         let mut rows = Records::query(conn, &self.sql, &params)?;
         let mut n = 0;
         while let Some(rec) = rows.next()? {
-            f(&rec)?;
+            let more = f(&rec)?;
             self.cursor = Some(Cursor {
                 occurred_at: rec.occurred_at,
                 id: rec.id,
             });
             n += 1;
+            if !more {
+                return Ok((n, true));
+            }
         }
-        Ok(n)
+        Ok((n, false))
     }
 
     /// Page size.

@@ -7,7 +7,7 @@
 //!
 //! Pieces are cut by time, not by counting keys: a piece is the rows before
 //! an instant, and how many milliseconds make [`SLICE_ROWS`] rows is
-//! estimated from the pieces already scanned (see [`Plan::learn`]). An
+//! estimated from the pieces already scanned (see `plan::Plan::learn`). An
 //! earlier design walked every key of the range on a thread of its own to
 //! place exact boundaries; that walk cost as much per key as reading the
 //! row's index entry again, ~6% of a parallel export's instructions, and a
@@ -20,7 +20,8 @@
 //!
 //! Memory is bounded: at most [`Parallel::in_flight`] pieces exist at once
 //! (being encoded or waiting to be taken), each of at most `cap_rows` rows
-//! or [`CAP_BYTES`] bytes and a page, whatever the row count. Dropping a
+//! and [`CAP_BYTES`] bytes plus the row that reached them, whatever the row
+//! count. Dropping a
 //! `Parallel` stops and joins its threads. This module never writes
 //! anywhere; the caller decides what the bytes become.
 
@@ -28,241 +29,22 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 
-use crate::audit::query::{next_instant, slice_bounds, Cursor, Scan};
+use crate::audit::query::{Cursor, Scan};
 use crate::filters::Filters;
 use crate::format::Encoder;
 
-/// Rows a piece aims at: enough to amortize a piece's query and hand-off,
-/// small enough that a few pieces in flight stay a few MiB each.
-pub const SLICE_ROWS: u64 = 4096;
+mod plan;
 
-/// A piece stops after the page that takes it past this many bytes (rows
-/// can be large; the row cap alone would not bound memory).
-pub const CAP_BYTES: usize = 8 << 20;
-
-/// How a parallel scan cuts its range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sizing {
-    /// Rows a piece aims at.
-    pub target: u64,
-    /// A piece stops after the page that reaches this many rows.
-    pub cap_rows: u64,
-    /// Milliseconds the first pieces span.
-    pub width: i64,
-    /// No piece spans more (so that even a filter matching few rows leaves
-    /// several pieces to share).
-    pub max_width: i64,
-}
-
-impl Sizing {
-    /// Measures `filters` after `after` for `threads` workers: the first
-    /// [`SLICE_ROWS`] keys of the range give the first width. `None` when
-    /// the range holds less than that (a small export pays nothing).
-    pub fn measure(
-        conn: &Connection,
-        f: &Filters,
-        after: Option<Cursor>,
-        threads: usize,
-    ) -> rusqlite::Result<Option<Sizing>> {
-        let mut nth = None;
-        slice_bounds(conn, f, after, SLICE_ROWS, |k| {
-            nth = Some(k);
-            false
-        })?;
-        let Some(nth) = nth else { return Ok(None) };
-        let start = match after {
-            Some(c) => c.occurred_at,
-            None => next_instant(conn, f, f.from_ms.saturating_sub(1), f.to_ms)?
-                .unwrap_or(nth.occurred_at),
-        };
-        let threads = threads.max(1) as i64;
-        Ok(Some(Sizing {
-            target: SLICE_ROWS,
-            cap_rows: 2 * SLICE_ROWS,
-            width: nth
-                .occurred_at
-                .saturating_sub(start)
-                .saturating_add(1)
-                .max(1),
-            max_width: (f.to_ms.saturating_sub(start) / (4 * threads)).max(1),
-        }))
-    }
-}
-
-/// The position just before `instant`: after every row of earlier instants.
-fn boundary(instant: i64) -> Cursor {
-    Cursor {
-        occurred_at: instant.saturating_sub(1),
-        id: i64::MAX,
-    }
-}
-
-/// A stretch of the key range: the rows after `after` and before the
-/// instant `end`.
-#[derive(Debug, Clone, Copy)]
-struct Piece {
-    after: Cursor,
-    end: i64,
-    /// The index seek found no row in it: nothing to read.
-    empty: bool,
-}
-
-/// A piece, encoded.
-struct Done {
-    bytes: Vec<u8>,
-    records: u64,
-    first: Option<Cursor>,
-    last: Option<Cursor>,
-    /// Where the next piece starts: the piece's end, or its last row when it
-    /// stopped at its cap.
-    upto: Cursor,
-}
+use plan::{boundary, Done, Piece, Plan, Shared};
+pub use plan::{Sizing, CAP_BYTES, SLICE_ROWS};
 
 /// A piece's outcome, by the position it starts after.
 type Outcome = (Cursor, Result<Done, rusqlite::Error>);
-
-/// What is left to cut and how, shared by the workers and the reader.
-struct Plan {
-    /// Stretches nobody has claimed, by the position they start after.
-    open: BTreeMap<Cursor, i64>,
-    /// Pieces that may still be claimed before the reader takes one.
-    tokens: usize,
-    /// Pieces claimed and not yet finished (each may hand a rest back).
-    active: usize,
-    closed: bool,
-    sizing: Sizing,
-}
-
-struct Shared {
-    plan: Mutex<Plan>,
-    cv: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Plan> {
-        self.plan.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The lowest open stretch, cut to the current width, once the budget
-    /// allows; `None` when nothing is left (or the scan is stopped). The
-    /// lowest first: the piece the reader waits for is never queued behind
-    /// later ones. `conn` seeks past stretches without rows.
-    fn claim(
-        &self,
-        conn: Option<&Connection>,
-        f: &Filters,
-    ) -> Option<Result<Piece, (Cursor, rusqlite::Error)>> {
-        let mut p = self.lock();
-        loop {
-            if p.closed || (p.open.is_empty() && p.active == 0) {
-                return None;
-            }
-            if !p.open.is_empty() && p.tokens > 0 {
-                break;
-            }
-            p = self.cv.wait(p).unwrap_or_else(|e| e.into_inner());
-        }
-        let (after, end) = p.open.pop_first().expect("checked above");
-        p.tokens -= 1;
-        p.active += 1;
-        let width = p.sizing.width;
-        // A stretch starting at an instant boundary: seek to its first row
-        // (a gap costs one seek, not pieces). One inside an instant goes on
-        // from there.
-        let first = match (after.id == i64::MAX, conn) {
-            (true, Some(conn)) => match next_instant(conn, f, after.occurred_at, end) {
-                Ok(Some(at)) => at,
-                Ok(None) => {
-                    return Some(Ok(Piece {
-                        after,
-                        end,
-                        empty: true,
-                    }))
-                }
-                Err(e) => {
-                    p.active -= 1;
-                    self.cv.notify_all();
-                    return Some(Err((after, e)));
-                }
-            },
-            _ => after.occurred_at,
-        };
-        let cut = first.saturating_add(width).max(first.saturating_add(1));
-        if cut < end {
-            p.open.insert(boundary(cut), end);
-            self.cv.notify_all();
-        }
-        Some(Ok(Piece {
-            after,
-            end: cut.min(end),
-            empty: false,
-        }))
-    }
-
-    /// A claimed piece is finished: the rest of its stretch (after `rest`,
-    /// when it stopped at its cap) is open again, and what it read refines
-    /// the width.
-    fn finish(&self, piece: &Piece, done: Option<&Done>) {
-        let mut p = self.lock();
-        p.active -= 1;
-        if let Some(d) = done {
-            if d.upto < boundary(piece.end) {
-                p.open.insert(d.upto, piece.end);
-            }
-            if !piece.empty {
-                p.learn(piece, d);
-            }
-        }
-        self.cv.notify_all();
-    }
-
-    /// The reader took a piece: one more may be claimed.
-    fn release(&self) {
-        self.lock().tokens += 1;
-        self.cv.notify_all();
-    }
-
-    fn close(&self) {
-        self.lock().closed = true;
-        self.cv.notify_all();
-    }
-}
-
-impl Plan {
-    /// Moves the width towards the one that would have given this piece
-    /// `target` rows: narrower at once (down to an eighth: a burst must not
-    /// be read in capped pieces one after another), wider half-way and at
-    /// most ×4 (pieces vary; a gap is skipped by a seek anyway).
-    fn learn(&mut self, piece: &Piece, d: &Done) {
-        let s = &mut self.sizing;
-        let w = s.width as f64;
-        let next = match (d.first, d.last) {
-            (Some(first), Some(last)) => {
-                // The milliseconds the rows were found in.
-                let to = if d.upto < boundary(piece.end) {
-                    last.occurred_at.saturating_add(1)
-                } else {
-                    piece.end
-                };
-                let span = to.saturating_sub(first.occurred_at).max(1) as f64;
-                let ideal = span * s.target as f64 / d.records.max(1) as f64;
-                if ideal < w {
-                    ideal.max(w / 8.0)
-                } else {
-                    ((w + ideal) / 2.0).min(w * 4.0)
-                }
-            }
-            // The filters left nothing: wider.
-            _ => w * 4.0,
-        };
-        s.width = (next as i64).clamp(1, s.max_width.max(1));
-    }
-}
 
 /// A running parallel scan; take its pieces with [`Parallel::next_into`].
 pub struct Parallel {
@@ -282,6 +64,9 @@ pub struct Parallel {
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    /// Pieces taken, and the largest of them in bytes (reported on drop).
+    pieces: u64,
+    largest: usize,
 }
 
 impl Parallel {
@@ -358,6 +143,8 @@ impl Parallel {
             shared,
             stop,
             threads: handles,
+            pieces: 0,
+            largest: 0,
         }
     }
 
@@ -385,6 +172,8 @@ impl Parallel {
             self.shared.release();
             let d = done?;
             self.position = d.upto;
+            self.pieces += 1;
+            self.largest = self.largest.max(d.bytes.len());
             if d.records == 0 {
                 continue;
             }
@@ -454,6 +243,12 @@ impl Parallel {
 
 impl Drop for Parallel {
     fn drop(&mut self) {
+        tracing::debug!(
+            pieces = self.pieces,
+            largest = self.largest,
+            width = self.shared.lock().sizing.width,
+            "parallel scan ends"
+        );
         self.stop.store(true, Ordering::Relaxed);
         self.shared.close();
         // Unblocks workers handing a result over.
@@ -519,7 +314,7 @@ fn worker(ctx: WorkerCtx, mut encoder: Encoder) {
 }
 
 /// Reads and encodes one piece: pages until a short one (the piece is
-/// done) or until the cap (the rest is handed back by `finish`).
+/// done) or up to the cap (the rest is handed back by `finish`).
 fn encode_piece(
     ctx: &WorkerCtx,
     conn: &Connection,
@@ -545,7 +340,7 @@ fn encode_piece(
         .resume_after(Some(piece.after))
         .ending(piece.end);
     loop {
-        let n = scan.next_page::<rusqlite::Error>(conn, |r| {
+        let (n, capped) = scan.next_page_while::<rusqlite::Error>(conn, |r| {
             if d.first.is_none() {
                 d.first = Some(Cursor {
                     occurred_at: r.occurred_at,
@@ -555,14 +350,14 @@ fn encode_piece(
             // Index 1: as if another record came before (see module doc).
             encoder.record(&mut d.bytes, r, 1);
             d.records += 1;
-            Ok(())
+            Ok(d.records < ctx.cap_rows && d.bytes.len() < CAP_BYTES)
         })?;
-        // A short page ends the piece: its query stops at the piece's end.
-        if n < scan.batch() || ctx.stop.load(Ordering::Relaxed) {
+        if capped {
+            d.upto = scan.cursor().expect("a row was taken");
             break;
         }
-        if d.records >= ctx.cap_rows || d.bytes.len() >= CAP_BYTES {
-            d.upto = scan.cursor().expect("a full page moved the cursor");
+        // A short page ends the piece: its query stops at the piece's end.
+        if n < scan.batch() || ctx.stop.load(Ordering::Relaxed) {
             break;
         }
     }

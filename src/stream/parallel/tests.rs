@@ -97,6 +97,9 @@ fn parallel(
     assert_eq!(p.records(), records + taken);
     // Done stays done.
     assert_eq!(p.next_into(&mut buf).unwrap(), 0);
+    // No piece held more than its cap (plus the row that reached it).
+    let widest_row = 2 << 20;
+    assert!(p.largest <= CAP_BYTES + widest_row, "{} bytes", p.largest);
     (buf, p.records(), p.first(), p.cursor())
 }
 
@@ -268,4 +271,34 @@ fn a_worker_that_cannot_read_fails_the_scan_instead_of_ending_it() {
     let e = p.next_into(&mut buf).unwrap_err();
     assert!(e.to_string().contains("read connection"), "{e}");
     assert!(buf.is_empty());
+}
+
+#[test]
+fn rows_larger_than_a_piece_are_cut_by_bytes_and_kept_in_order() {
+    let (_dir, mut conn) = crate::db::temp_db();
+    // 24 rows of ~1 MiB in three instants: a piece holds four at most.
+    let ev: Vec<NewEvent> = (0..24)
+        .map(|i| NewEvent {
+            details: Some(format!("{{\"pad\":\"{}\"}}", "x".repeat((1 << 20) + i))),
+            ..event("o", T0 + DAY + (i as i64 / 8) * 1000, &format!("u_{i}"))
+        })
+        .collect();
+    crate::audit::insert::insert_events(&mut conn, &ev).unwrap();
+    let db = PathBuf::from(conn.path().unwrap());
+    let f = filters(&[]);
+    for format in [Format::Csv, Format::Jsonl] {
+        let want = serial(&conn, &f, format, None);
+        assert_eq!(want.1, 24);
+        assert!(want.0.len() > 4 * CAP_BYTES);
+        for width in [1, 400 * DAY] {
+            let s = Sizing {
+                cap_rows: 1000,
+                ..sizing(width)
+            };
+            assert!(
+                parallel(&db, &f, format, None, 2, s) == want,
+                "{format:?} {width}"
+            );
+        }
+    }
 }
