@@ -23,7 +23,9 @@ db=$dir/audit-export.db
 cols="id, strftime('%Y-%m-%dT%H:%M:%fZ', occurred_at / 1000.0, 'unixepoch') AS occurred_at, organization_id, stream, action, actor_type, actor_id, actor_name, actor_email, target_type, target_id, target_name, ip_address, user_agent, request_id, changed_data, details"
 where="organization_id = 'org_1' AND occurred_at >= 1735689600000 AND occurred_at < 1767225600000 ORDER BY occurred_at, id"
 job="$bin --data-dir $dir export --async --org org_1 --from 2025-01-01 --to 2025-12-31 --format csv --compress always --requester bench >/dev/null 2>&1 && $bin --data-dir $dir worker --drain 2>/dev/null"
-clean="rm -rf $dir/exports $dir/spool $out/pipe.zip"
+# Synced: on a file system mounted with `discard`, the next journal commit
+# (the job's first fsync) would otherwise wait for the freed blocks.
+clean="rm -rf $dir/exports $dir/spool $out/pipe.zip; sync"
 no_cp="AUDIT_EXPORT_JOBS_CHECKPOINT_BYTES=1000000000000 AUDIT_EXPORT_JOBS_CHECKPOINT_INTERVAL_MS=1000000000"
 
 hyperfine -w 1 -r "$runs" --prepare "$clean" --export-json "$out/jobs-$rows.json" \

@@ -50,11 +50,14 @@ for rows in "${sizes[@]}"; do
     baseline=(-n baseline-csv "$BASELINE_BIN --data-dir $bdir export --org org_1 --from 2025-01-01 --to 2025-12-31 --format csv --output $out/base.csv")
   fi
   scan="SELECT sum(length(id) + length(occurred_at) + length(organization_id) + length(stream) + length(action) + length(actor_type) + length(actor_id) + length(actor_name) + length(actor_email) + length(target_type) + length(target_id) + length(target_name) + length(ip_address) + length(user_agent) + length(request_id) + length(changed_data) + length(details)) FROM audit_logs WHERE $where"
-  # Every output is removed before each run: replacing the previous run's
-  # 300-500 MB file frees its blocks inside the timed command (~40-90 ms on
-  # ext4 with discard here), which is not the export's work.
+  # Every output is removed, and the removal synced, before each run:
+  # replacing the previous run's 300-500 MB file frees its blocks inside the
+  # timed command, and on a file system mounted with `discard` (ext4 here)
+  # the next journal commit — our final fsync — waits for the device to
+  # discard them: 40-90 ms, up to 0.3 s after several removals. Neither is
+  # the export's work.
   hyperfine -w 1 -r "$runs" --export-json "$out/h-$rows.json" \
-    --prepare "rm -f $out/ours.csv $out/ours1.csv $out/base.csv $out/ours-r.csv $out/sqlite.csv $out/ours.jsonl $out/ours1.jsonl $out/sqlite.json" \
+    --prepare "rm -f $out/ours.csv $out/ours1.csv $out/base.csv $out/ours-r.csv $out/sqlite.csv $out/ours.jsonl $out/ours1.jsonl $out/sqlite.json; sync" \
     -n ours-csv "$bin $common --format csv --output $out/ours.csv" \
     -n ours-csv-t1 "AUDIT_EXPORT_EXPORT_THREADS=1 $bin $common --format csv --output $out/ours1.csv" \
     "${baseline[@]}" \
