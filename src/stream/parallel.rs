@@ -18,8 +18,9 @@
 //! split between workers, so an instant holding more than a few thousand
 //! rows is read by one thread at a time (in capped pieces).
 //!
-//! Memory is bounded: at most [`Parallel::in_flight`] pieces exist at once
-//! (being encoded or waiting to be taken), each of at most `cap_rows` rows
+//! Memory is bounded: at most [`Parallel::in_flight`] pieces are being
+//! encoded or waiting to be taken (and one more is the caller's), each of
+//! at most `cap_rows` rows
 //! and [`CAP_BYTES`] bytes plus the row that reached them, whatever the row
 //! count. Dropping a
 //! `Parallel` stops and joins its threads. This module never writes
@@ -67,6 +68,8 @@ pub struct Parallel {
     /// Pieces taken, and the largest of them in bytes (reported on drop).
     pieces: u64,
     largest: usize,
+    /// The error this scan stopped at, for every later call.
+    broken: Option<String>,
 }
 
 impl Parallel {
@@ -145,12 +148,16 @@ impl Parallel {
             threads: handles,
             pieces: 0,
             largest: 0,
+            broken: None,
         }
     }
 
     /// Appends the next non-empty piece, in key order, to `buf`; returns
     /// its records (0: the scan is done).
     pub fn next_into(&mut self, buf: &mut Vec<u8>) -> rusqlite::Result<usize> {
+        if let Some(e) = &self.broken {
+            return Err(failure(rusqlite::ffi::SQLITE_ERROR, e.clone()));
+        }
         loop {
             if self.position >= self.end {
                 return Ok(0);
@@ -170,11 +177,20 @@ impl Parallel {
                 }
             };
             self.shared.release();
-            let d = done?;
+            let d = match done {
+                Ok(d) => d,
+                Err(e) => {
+                    // Nothing will ever come for this position again: a
+                    // later call gets the same error, never a wait or an end.
+                    self.broken = Some(e.to_string());
+                    return Err(e);
+                }
+            };
             self.position = d.upto;
             self.pieces += 1;
             self.largest = self.largest.max(d.bytes.len());
             if d.records == 0 {
+                self.recycle(d.bytes);
                 continue;
             }
             // Encoded as if after another record: the export's very first
@@ -191,15 +207,22 @@ impl Parallel {
             } else {
                 buf.extend_from_slice(&bytes[skip..]);
             }
+            self.recycle(bytes);
+            self.records += d.records;
+            self.first = self.first.or(d.first);
+            self.cursor = d.last;
+            return Ok(d.records as usize);
+        }
+    }
+
+    /// Hands a piece's buffer back to the workers.
+    fn recycle(&self, mut bytes: Vec<u8>) {
+        if bytes.capacity() > 0 {
             bytes.clear();
             self.pool
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(bytes);
-            self.records += d.records;
-            self.first = self.first.or(d.first);
-            self.cursor = d.last;
-            return Ok(d.records as usize);
         }
     }
 
@@ -213,9 +236,9 @@ impl Parallel {
             .find_map(|(at, d)| d.is_err().then_some(*at));
         match failed.and_then(|at| self.pending.remove(&at)) {
             Some(Err(e)) => e,
-            _ => rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERNAL),
-                Some("the parallel scan stopped before the end of its range".into()),
+            _ => failure(
+                rusqlite::ffi::SQLITE_INTERNAL,
+                "the parallel scan stopped before the end of its range".into(),
             ),
         }
     }
@@ -259,6 +282,11 @@ impl Drop for Parallel {
     }
 }
 
+/// An error of this module's own, as SQLite's error type.
+fn failure(code: std::ffi::c_int, msg: String) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some(msg))
+}
+
 /// A read connection of this scan's own.
 fn open(db: &std::path::Path) -> rusqlite::Result<Connection> {
     match crate::db::connect(db) {
@@ -292,22 +320,35 @@ fn worker(ctx: WorkerCtx, mut encoder: Encoder) {
                 continue;
             }
         };
-        let out = match &conn {
-            Ok(conn) => encode_piece(&ctx, conn, &piece, &mut encoder),
+        let conn = match &conn {
+            Ok(conn) => conn,
             Err(e) => {
                 // Reported against a piece the reader will wait for; this
                 // worker stops, the others go on.
-                let e = rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-                    Some(format!("opening a read connection: {e}")),
+                let e = failure(
+                    rusqlite::ffi::SQLITE_CANTOPEN,
+                    format!("opening a read connection: {e}"),
                 );
                 ctx.shared.finish(&piece, None);
                 let _ = ctx.results.send((piece.after, Err(e)));
                 return;
             }
         };
+        // A panic must not leave its piece claimed for ever (the others
+        // would wait for its rest, the reader for its bytes): it becomes
+        // this piece's error.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            encode_piece(&ctx, conn, &piece, &mut encoder)
+        }))
+        .unwrap_or_else(|_| {
+            Err(failure(
+                rusqlite::ffi::SQLITE_INTERNAL,
+                "an export thread panicked".into(),
+            ))
+        });
+        let failed = out.is_err();
         ctx.shared.finish(&piece, out.as_ref().ok());
-        if ctx.results.send((piece.after, out)).is_err() {
+        if ctx.results.send((piece.after, out)).is_err() || failed {
             return;
         }
     }
@@ -322,12 +363,7 @@ fn encode_piece(
     encoder: &mut Encoder,
 ) -> Result<Done, rusqlite::Error> {
     let mut d = Done {
-        bytes: ctx
-            .pool
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(2 << 20)),
+        bytes: Vec::new(),
         records: 0,
         first: None,
         last: None,
@@ -336,6 +372,12 @@ fn encode_piece(
     if piece.empty {
         return Ok(d);
     }
+    d.bytes = ctx
+        .pool
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pop()
+        .unwrap_or_else(|| Vec::with_capacity(2 << 20));
     let mut scan = Scan::new(&ctx.filters, ctx.page)
         .resume_after(Some(piece.after))
         .ending(piece.end);

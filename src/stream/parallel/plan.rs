@@ -57,6 +57,7 @@ impl Sizing {
                 .unwrap_or(nth.occurred_at),
         };
         let threads = threads.max(1) as i64;
+        let max_width = (f.to_ms.saturating_sub(start) / (4 * threads)).max(1);
         Ok(Some(Sizing {
             target: SLICE_ROWS,
             cap_rows: 2 * SLICE_ROWS,
@@ -64,8 +65,8 @@ impl Sizing {
                 .occurred_at
                 .saturating_sub(start)
                 .saturating_add(1)
-                .max(1),
-            max_width: (f.to_ms.saturating_sub(start) / (4 * threads)).max(1),
+                .clamp(1, max_width),
+            max_width,
         }))
     }
 }
@@ -147,7 +148,10 @@ impl Shared {
         let width = p.sizing.width;
         // A stretch starting at an instant boundary: seek to its first row
         // (a gap costs one seek, not pieces). One inside an instant goes on
-        // from there.
+        // from there. The seek runs unlocked (it may wait on a busy
+        // database); the stretch is claimed meanwhile, so it is neither
+        // open nor lost.
+        drop(p);
         let first = match (after.id == i64::MAX, conn) {
             (true, Some(conn)) => match next_instant(conn, f, after.occurred_at, end) {
                 Ok(Some(at)) => at,
@@ -159,7 +163,7 @@ impl Shared {
                     }))
                 }
                 Err(e) => {
-                    p.active -= 1;
+                    self.lock().active -= 1;
                     self.cv.notify_all();
                     return Some(Err((after, e)));
                 }
@@ -168,7 +172,7 @@ impl Shared {
         };
         let cut = first.saturating_add(width).max(first.saturating_add(1));
         if cut < end {
-            p.open.insert(boundary(cut), end);
+            self.lock().open.insert(boundary(cut), end);
             self.cv.notify_all();
         }
         Some(Ok(Piece {

@@ -38,6 +38,9 @@ fn shaped_db() -> (tempfile::TempDir, Connection, PathBuf) {
     }
     ev.push(event("o", T0 + 300 * DAY, "u_80"));
     ev.push(event("o", T0 + 365 * DAY - 1, "edge"));
+    // Just outside the range, on both sides.
+    ev.push(event("o", T0 - 1, "outside"));
+    ev.push(event("o", T0 + 365 * DAY, "outside"));
     for i in 0..200 {
         ev.push(event("p", T0 + i * 5 * DAY / 3, "other"));
     }
@@ -140,7 +143,18 @@ fn pieces_cut_by_time_give_the_one_thread_bytes_whatever_the_estimate() {
             occurred_at: T0 + 365 * DAY - 1,
             id: i64::MAX,
         }),
+        // After a whole instant mid-range, and at an instant without rows.
+        Some(Cursor {
+            occurred_at: T0 + 2 * DAY,
+            id: i64::MAX,
+        }),
+        Some(Cursor {
+            occurred_at: T0 + 100 * DAY,
+            id: 5,
+        }),
     ];
+    // Every row of the range, none outside it.
+    assert_eq!(serial(&conn, &all, Format::Csv, None).1, 853);
     // Widths far too narrow, about right, and the whole year at once.
     for width in [1, 40, 400 * DAY] {
         for threads in [2, 3] {
@@ -172,7 +186,7 @@ fn pieces_cut_by_time_give_the_one_thread_bytes_whatever_the_estimate() {
 fn the_first_width_is_measured_from_the_first_slice_of_keys() {
     let (_dir, conn, _db) = shaped_db();
     let f = filters(&[]);
-    // 852 rows: less than one slice.
+    // 853 rows: less than one slice.
     assert_eq!(Sizing::measure(&conn, &f, None, 2).unwrap(), None);
     let (_dir, mut conn) = crate::db::temp_db();
     let ev: Vec<NewEvent> = (0..2 * SLICE_ROWS as i64)
@@ -184,6 +198,13 @@ fn the_first_width_is_measured_from_the_first_slice_of_keys() {
     assert_eq!(s.width, 40_951);
     assert_eq!(s.max_width, (365 * DAY - 1000) / 8);
     assert_eq!((s.target, s.cap_rows), (SLICE_ROWS, 2 * SLICE_ROWS));
+    // Never wider than a piece may be (here: a quarter of a share of a
+    // million threads).
+    let many = Sizing::measure(&conn, &f, None, 1_000_000)
+        .unwrap()
+        .unwrap();
+    assert_eq!(many.max_width, (365 * DAY - 1000) / 4_000_000);
+    assert_eq!(many.width, many.max_width);
     let resumed = Sizing::measure(
         &conn,
         &f,
@@ -301,4 +322,40 @@ fn rows_larger_than_a_piece_are_cut_by_bytes_and_kept_in_order() {
             );
         }
     }
+}
+
+#[test]
+fn a_scan_dropped_early_stops_its_workers() {
+    let (_dir, _conn, db) = shaped_db();
+    let f = filters(&[]);
+    let enc = Encoder::new(Format::Csv, ExportOptions::default());
+    let mut p = Parallel::start(db, &f, enc, None, 0, 5, 2, sizing(1));
+    let mut buf = Vec::new();
+    assert!(p.next_into(&mut buf).unwrap() > 0);
+    // The workers wait for tokens the reader will never give back: the
+    // drop must still join them (the test would hang otherwise).
+    drop(p);
+}
+
+#[test]
+fn an_error_in_a_later_piece_fails_the_scan_and_stays() {
+    let (_dir, conn, db) = shaped_db();
+    let f = filters(&[]);
+    let enc = Encoder::new(Format::Csv, ExportOptions::default());
+    let mut p = Parallel::start(db, &f, enc, None, 0, 5, 2, sizing(1));
+    let mut buf = Vec::new();
+    assert!(p.next_into(&mut buf).unwrap() > 0);
+    // Pieces read ahead are fine; every later one cannot be read.
+    conn.execute_batch("ALTER TABLE audit_logs RENAME TO gone")
+        .unwrap();
+    let e = loop {
+        match p.next_into(&mut buf) {
+            Ok(0) => panic!("the scan ended as if complete"),
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+    };
+    assert!(e.to_string().contains("audit_logs"), "{e}");
+    let again = p.next_into(&mut buf).unwrap_err();
+    assert_eq!(again.to_string(), e.to_string());
 }
