@@ -109,6 +109,12 @@ fn parallel(
     (buf, p.records(), p.first(), p.cursor())
 }
 
+/// A CSV scan of `f` on two threads, pieces one millisecond wide.
+fn csv_scan(db: PathBuf, f: &Filters) -> Parallel {
+    let enc = Encoder::new(Format::Csv, ExportOptions::default());
+    Parallel::start(db, f, enc, None, 0, 5, 2, sizing(1))
+}
+
 fn sizing(width: i64) -> Sizing {
     Sizing {
         target: 8,
@@ -288,9 +294,8 @@ fn the_width_follows_the_rows_found_within_bounds() {
 #[test]
 fn a_worker_that_cannot_read_fails_the_scan_instead_of_ending_it() {
     let f = filters(&[]);
-    let enc = Encoder::new(Format::Csv, ExportOptions::default());
     let missing = PathBuf::from("/nonexistent/dir/audit-export.db");
-    let mut p = Parallel::start(missing, &f, enc, None, 0, 5, 2, sizing(40));
+    let mut p = csv_scan(missing, &f);
     let mut buf = Vec::new();
     let e = p.next_into(&mut buf).unwrap_err();
     assert!(e.to_string().contains("read connection"), "{e}");
@@ -331,8 +336,7 @@ fn rows_larger_than_a_piece_are_cut_by_bytes_and_kept_in_order() {
 fn a_scan_dropped_early_stops_its_workers() {
     let (_dir, _conn, db) = shaped_db();
     let f = filters(&[]);
-    let enc = Encoder::new(Format::Csv, ExportOptions::default());
-    let mut p = Parallel::start(db, &f, enc, None, 0, 5, 2, sizing(1));
+    let mut p = csv_scan(db, &f);
     let mut buf = Vec::new();
     assert!(p.next_into(&mut buf).unwrap() > 0);
     // The workers wait for tokens the reader will never give back: the
@@ -344,8 +348,7 @@ fn a_scan_dropped_early_stops_its_workers() {
 fn an_error_in_a_later_piece_fails_the_scan_and_stays() {
     let (_dir, conn, db) = shaped_db();
     let f = filters(&[]);
-    let enc = Encoder::new(Format::Csv, ExportOptions::default());
-    let mut p = Parallel::start(db, &f, enc, None, 0, 5, 2, sizing(1));
+    let mut p = csv_scan(db, &f);
     let mut buf = Vec::new();
     assert!(p.next_into(&mut buf).unwrap() > 0);
     // Pieces read ahead are fine; every later one cannot be read.
@@ -370,8 +373,7 @@ fn a_panicking_worker_fails_the_scan_instead_of_hanging_it() {
         organization: PANICKING_ORG.into(),
         ..filters(&[])
     };
-    let enc = Encoder::new(Format::Csv, ExportOptions::default());
-    let mut p = Parallel::start(db, &f, enc, None, 0, 5, 2, sizing(1));
+    let mut p = csv_scan(db, &f);
     let mut buf = Vec::new();
     let e = p.next_into(&mut buf).unwrap_err();
     assert!(e.to_string().contains("panicked"), "{e}");
